@@ -1,0 +1,38 @@
+"""Persistence: one interface (`base.Store`), one module per backend."""
+
+from __future__ import annotations
+
+from server.store.base import (
+    AlreadyExists,
+    GoogleConnection,
+    NotFound,
+    OAuthState,
+    Store,
+    StoreError,
+    User,
+)
+
+__all__ = [
+    "AlreadyExists",
+    "GoogleConnection",
+    "NotFound",
+    "OAuthState",
+    "Store",
+    "StoreError",
+    "User",
+    "store_from_url",
+]
+
+
+def store_from_url(database_url: str) -> Store:
+    """Pick the backend from `DATABASE_URL`; raise ValueError naming what is wrong."""
+    if database_url.startswith("sqlite:///"):
+        from server.store.sqlite import SQLiteStore
+
+        path = database_url.removeprefix("sqlite:///")
+        if not path:
+            raise ValueError("DATABASE_URL sqlite:/// needs a file path, e.g. sqlite:///data/app.db")
+        return SQLiteStore(path)
+    if database_url.startswith(("mongodb://", "mongodb+srv://")):
+        raise ValueError("DATABASE_URL mongodb:// is not supported yet; use sqlite:///PATH")
+    raise ValueError("DATABASE_URL must start with sqlite:/// (or mongodb:// once supported)")
