@@ -21,7 +21,9 @@ class ToolError(Exception):
 
 
 class InvalidArguments(ToolError):
-    default_message = "I could not understand the requested time. Please say the date and time again."
+    default_message = (
+        "I could not understand the requested time. Please say the date and time again."
+    )
 
 
 class UnknownTool(ToolError):
@@ -36,7 +38,9 @@ class UserNotLinked(ToolError):
 
 
 class CalendarNotConnected(ToolError):
-    default_message = "The calendar is not connected yet, so I cannot check or book times right now."
+    default_message = (
+        "The calendar is not connected yet, so I cannot check or book times right now."
+    )
 
 
 class ReconnectRequired(ToolError):

@@ -31,7 +31,9 @@ def store_from_url(database_url: str) -> Store:
 
         path = database_url.removeprefix("sqlite:///")
         if not path:
-            raise ValueError("DATABASE_URL sqlite:/// needs a file path, e.g. sqlite:///data/app.db")
+            raise ValueError(
+                "DATABASE_URL sqlite:/// needs a file path, e.g. sqlite:///data/app.db"
+            )
         return SQLiteStore(path)
     if database_url.startswith(("mongodb://", "mongodb+srv://")):
         raise ValueError("DATABASE_URL mongodb:// is not supported yet; use sqlite:///PATH")

@@ -1,0 +1,37 @@
+"""`python -m emulator --host 127.0.0.1 --port 8765 --client-id X --client-secret Y`."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from emulator.app import create_emulator_app
+from emulator.state import EmulatorState
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--client-id", help="OAuth client to register at start-up")
+    parser.add_argument("--client-secret", help="secret for --client-id")
+    parser.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        metavar="EMAIL[=TIMEZONE]",
+        help="account to create at start-up (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    if bool(args.client_id) != bool(args.client_secret):
+        parser.error("--client-id and --client-secret go together")
+    state = EmulatorState({args.client_id: args.client_secret} if args.client_id else None)
+    for spec in args.account:
+        email, _, timezone = spec.partition("=")
+        state.ensure_account(email, timezone or None)
+    uvicorn.run(create_emulator_app(state), host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Synchronous client for the emulator's `/_emulator/*` control hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+
+class EmulatorControlError(RuntimeError):
+    """A control hook refused the request (bad input, unknown account, ...)."""
+
+
+class EmulatorControl:
+    """`base_url` is the emulator root, including any mount prefix (e.g. `.../emulator`)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url + "/_emulator", timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> EmulatorControl:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = self._http.request(method, path, json=body)
+        if response.is_error:
+            raise EmulatorControlError(
+                f"{method} {path} -> {response.status_code}: {response.text}"
+            )
+        return response.json()
+
+    # ---- setup ----------------------------------------------------------------------------
+
+    def register_client(
+        self, client_id: str, client_secret: str, redirect_uris: Iterable[str] = ()
+    ) -> None:
+        self._call(
+            "POST",
+            "/clients",
+            {
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "redirect_uris": list(redirect_uris),
+            },
+        )
+
+    def create_account(
+        self, email: str, timezone: str = "UTC", sub: str | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"email": email, "timezone": timezone}
+        if sub is not None:
+            body["sub"] = sub
+        return self._call("POST", "/accounts", body)
+
+    def get_account(self, email: str) -> dict[str, Any]:
+        return self._call("GET", f"/accounts/{quote(email, safe='')}")
+
+    def add_calendar(
+        self,
+        email: str,
+        calendar_id: str,
+        summary: str | None = None,
+        timezone: str | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"id": calendar_id}
+        if summary is not None:
+            body["summary"] = summary
+        if timezone is not None:
+            body["timeZone"] = timezone
+        return self._call("POST", f"/accounts/{quote(email, safe='')}/calendars", body)
+
+    # ---- grants ---------------------------------------------------------------------------
+
+    def mint_tokens(
+        self, email: str, client_id: str, scopes: Iterable[str], expires_in: int = 3600
+    ) -> dict[str, Any]:
+        """A grant as if `email` had consented: {access_token, refresh_token, expires_in, scope}."""
+        return self._call(
+            "POST",
+            "/tokens",
+            {
+                "email": email,
+                "client_id": client_id,
+                "scopes": list(scopes),
+                "expires_in": expires_in,
+            },
+        )
+
+    def expire_access_tokens(self, email: str) -> int:
+        return int(self._call("POST", "/expire-access-tokens", {"email": email})["expired"])
+
+    def revoke_grants(self, email: str) -> int:
+        return int(self._call("POST", "/revoke-grants", {"email": email})["revoked"])
+
+    def set_rotate_refresh_tokens(self, rotate: bool) -> None:
+        self._call("POST", "/settings", {"rotate_refresh_tokens": rotate})
+
+    # ---- calendar data ----------------------------------------------------------------------
+
+    def seed_event(self, calendar_id: str, event: dict[str, Any]) -> dict[str, Any]:
+        """Create an event as if the user made it in Google Calendar (no auth, no counters)."""
+        return self._call("POST", f"/calendars/{quote(calendar_id, safe='')}/events", event)
+
+    def events(self, calendar_id: str) -> list[dict[str, Any]]:
+        """Every stored event, cancelled ones included."""
+        return self._call("GET", f"/calendars/{quote(calendar_id, safe='')}/events")
+
+    # ---- faults ---------------------------------------------------------------------------
+
+    def add_fault(
+        self,
+        kind: str,
+        status: int | None = None,
+        error: str | None = None,
+        *,
+        times: int = 1,
+        probability: float | None = None,
+        latency_ms: int | None = None,
+        error_description: str | None = None,
+        body: Any = None,
+    ) -> None:
+        """Fail the next `times` requests of `kind` (or each with `probability`, until cleared).
+
+        `status=None` with `latency_ms` only slows the request down.
+        """
+        payload: dict[str, Any] = {"kind": kind, "status": status, "times": times}
+        for key, value in (
+            ("error", error),
+            ("probability", probability),
+            ("latency_ms", latency_ms),
+            ("error_description", error_description),
+            ("body", body),
+        ):
+            if value is not None:
+                payload[key] = value
+        self._call("POST", "/faults", payload)
+
+    def set_latency(self, ms: int, kind: str | None = None) -> None:
+        self._call("POST", "/latency", {"ms": ms, "kind": kind})
+
+    def clear_faults(self) -> None:
+        """Remove every fault and all added latency."""
+        self._call("DELETE", "/faults")
+
+    # ---- observation ----------------------------------------------------------------------
+
+    def requests(self) -> dict[str, int]:
+        return dict(self._call("GET", "/requests"))
+
+    def reset_requests(self) -> None:
+        self._call("POST", "/reset-requests")
+
+    def reset(self) -> None:
+        """Forget accounts, calendars, tokens, faults and counters; keep registered clients."""
+        self._call("POST", "/reset")

@@ -1,0 +1,230 @@
+"""Fresh Google credentials for a user, refreshed ahead of expiry, exactly once at a time.
+
+Refresh policy:
+- A token expiring within `margin` is refreshed before the call, so the Google request itself
+  never waits for the token endpoint (google-auth's own threshold is 3 min 45 s; the default
+  margin is larger, so `AuthorizedHttp` never has to refresh behind our back).
+- Concurrent calls for one user share one refresh: an in-process single flight, and a store lease
+  across processes. Whoever waits re-reads the store afterwards instead of refreshing again.
+- The refreshed token is persisted before it is used; a rotated refresh token is stored too.
+- `invalid_grant` marks the user `needs_reconnect`, and nothing retries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+import google_auth_httplib2
+from google.auth.exceptions import RefreshError, TransportError
+from google.oauth2.credentials import Credentials
+
+from oauth.endpoints import GoogleEndpoints
+from oauth.transport import GoogleThreads
+from oauth.vault import TokenVault, VaultError
+from server.store import GoogleConnection, Store
+from tools.errors import CalendarNotConnected, CalendarUnavailable, ReconnectRequired
+
+log = logging.getLogger(__name__)
+
+NEEDS_RECONNECT = "needs_reconnect"
+CONNECTED = "connected"
+_LEASE_TTL_SECONDS = 30.0
+_POLL_SECONDS = 0.05
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def is_invalid_grant(exc: RefreshError) -> bool:
+    """google-auth puts the token endpoint's JSON body in args[1]."""
+    detail = exc.args[1] if len(exc.args) > 1 else None
+    return isinstance(detail, dict) and detail.get("error") == "invalid_grant"
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Plaintext tokens as they come from Google; only ever held in memory."""
+
+    access_token: str
+    refresh_token: str | None
+    expiry: datetime | None  # aware UTC
+    scopes: tuple[str, ...]
+
+
+def seal_grant(
+    vault: TokenVault, user_id: str, grant: Grant, *, email: str | None, subject: str | None
+) -> GoogleConnection:
+    """Encrypt a grant into its stored form, each token bound to its user and purpose."""
+    return GoogleConnection(
+        user_id=user_id,
+        access_token=vault.encrypt(grant.access_token, context=f"access:{user_id}"),
+        refresh_token=(
+            vault.encrypt(grant.refresh_token, context=f"refresh:{user_id}")
+            if grant.refresh_token
+            else None
+        ),
+        expiry=grant.expiry,
+        scopes=grant.scopes,
+        email=email,
+        subject=subject,
+        status=CONNECTED,
+        updated_at=_utcnow(),
+    )
+
+
+class CredentialsProvider:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        vault: TokenVault,
+        threads: GoogleThreads,
+        endpoints: GoogleEndpoints,
+        client_id: str,
+        client_secret: str,
+        refresh_margin: timedelta,
+        lease_wait_seconds: float = 10.0,
+    ) -> None:
+        self._store = store
+        self._vault = vault
+        self._threads = threads
+        self._endpoints = endpoints
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._margin = refresh_margin
+        self._lease_wait = lease_wait_seconds
+        self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._inflight: dict[str, asyncio.Task[Credentials]] = {}
+
+    async def store_grant(
+        self, user_id: str, grant: Grant, *, email: str | None, subject: str | None
+    ) -> None:
+        await self._store.save_connection(
+            seal_grant(self._vault, user_id, grant, email=email, subject=subject)
+        )
+
+    def _open(self, connection: GoogleConnection) -> Credentials:
+        user_id = connection.user_id
+        try:
+            token = self._vault.decrypt(connection.access_token, context=f"access:{user_id}")
+            refresh = (
+                self._vault.decrypt(connection.refresh_token, context=f"refresh:{user_id}")
+                if connection.refresh_token
+                else None
+            )
+        except VaultError:
+            # Wrong or missing key: the stored grant is unusable until the owner reconnects
+            # (or the operator restores the key). Say so without detail.
+            log.error("stored tokens for a user cannot be decrypted", extra={"user_id": user_id})
+            raise ReconnectRequired() from None
+        return Credentials(
+            token,
+            refresh_token=refresh,
+            token_uri=self._endpoints.token_uri,
+            client_id=self._client_id,
+            client_secret=self._client_secret,
+            scopes=list(connection.scopes),
+            # google-auth compares expiry with a naive UTC "now".
+            expiry=connection.expiry.astimezone(UTC).replace(tzinfo=None)
+            if connection.expiry
+            else None,
+        )
+
+    def _fresh(self, connection: GoogleConnection) -> bool:
+        return connection.expiry is None or connection.expiry - self._margin > _utcnow()
+
+    # -- getting credentials -----------------------------------------------------------------
+    async def credentials_for(self, user_id: str) -> Credentials:
+        connection = await self._load(user_id)
+        if self._fresh(connection):
+            return self._open(connection)
+        task = self._inflight.get(user_id)
+        if task is None:
+            # One refresh task per user; callers only await it (shielded), so a caller that hangs
+            # up does not cancel the refresh the others are waiting for.
+            task = asyncio.create_task(self._refresh_once(user_id))
+            self._inflight[user_id] = task
+            task.add_done_callback(lambda _: self._inflight.pop(user_id, None))
+        return await asyncio.shield(task)
+
+    async def _load(self, user_id: str) -> GoogleConnection:
+        connection = await self._store.get_connection(user_id)
+        if connection is None:
+            raise CalendarNotConnected()
+        if connection.status == NEEDS_RECONNECT:
+            raise ReconnectRequired()
+        return connection
+
+    async def _refresh_once(self, user_id: str) -> Credentials:
+        """Refresh under the cross-process lease, or adopt the refresh another process did."""
+        lease = f"refresh:{user_id}"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._lease_wait
+        while not await self._store.acquire_lease(lease, self._holder, _LEASE_TTL_SECONDS):
+            await asyncio.sleep(_POLL_SECONDS)
+            connection = await self._load(user_id)
+            if self._fresh(connection):
+                return self._open(connection)
+            if loop.time() > deadline:
+                raise CalendarUnavailable()
+        try:
+            connection = await self._load(user_id)  # re-read: someone may have refreshed
+            if self._fresh(connection):
+                return self._open(connection)
+            creds = self._open(connection)
+            if not creds.refresh_token:
+                await self.mark_needs_reconnect(user_id)
+                raise ReconnectRequired()
+            await self._refresh(user_id, creds)
+            await self.persist(user_id, creds, connection)
+            return creds
+        finally:
+            await self._store.release_lease(lease, self._holder)
+
+    async def _refresh(self, user_id: str, creds: Credentials) -> None:
+        def refresh() -> None:
+            creds.refresh(google_auth_httplib2.Request(self._threads.http()))
+
+        try:
+            await self._threads.run(refresh)
+        except RefreshError as exc:
+            if is_invalid_grant(exc):
+                await self.mark_needs_reconnect(user_id)
+                raise ReconnectRequired() from None
+            log.warning("token refresh failed", extra={"user_id": user_id})
+            raise CalendarUnavailable() from None
+        except (TransportError, OSError):
+            log.warning("token endpoint unreachable", extra={"user_id": user_id})
+            raise CalendarUnavailable() from None
+
+    async def persist(
+        self, user_id: str, creds: Credentials, previous: GoogleConnection | None = None
+    ) -> None:
+        """Store credentials that google-auth refreshed (possibly with a new refresh token)."""
+        previous = previous or await self._store.get_connection(user_id)
+        if previous is None:  # disconnected meanwhile: do not resurrect the grant
+            return
+        expiry = creds.expiry.replace(tzinfo=UTC) if creds.expiry else None
+        grant = Grant(
+            access_token=creds.token,
+            refresh_token=creds.refresh_token,
+            expiry=expiry,
+            scopes=tuple(creds.granted_scopes or previous.scopes),
+        )
+        sealed = seal_grant(
+            self._vault, user_id, grant, email=previous.email, subject=previous.subject
+        )
+        await self._store.save_connection(replace(sealed, status=previous.status))
+
+    async def mark_needs_reconnect(self, user_id: str) -> None:
+        log.warning(
+            "google grant revoked or expired; user must reconnect", extra={"user_id": user_id}
+        )
+        await self._store.set_connection_status(user_id, NEEDS_RECONNECT)

@@ -1,0 +1,143 @@
+"""The admin API (bearer ADMIN_TOKEN): users and assistant → user links."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from server.services import Services
+from server.store import AlreadyExists, GoogleConnection, NotFound, User
+from server.webhook import json_error
+
+# Ids appear in URLs and logs; keep them boring.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+
+
+def valid_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {value[:64]!r}") from None
+    return value
+
+
+class CreateUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=ID_PATTERN)
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        return value if value is None else valid_timezone(value)
+
+
+class LinkAssistant(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    user_id: str = Field(alias="userId", pattern=ID_PATTERN)
+
+
+class BadRequest(Exception):
+    """Becomes a 400 whose message names the offending field."""
+
+
+M = TypeVar("M", bound=BaseModel)
+AdminHandler = Callable[[Request, Services], Awaitable[Response]]
+
+
+async def read_body(request: Request, model: type[M]) -> M:
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"]) or "body"
+        raise BadRequest(f"{where}: {error['msg']}") from None
+
+
+def _authorized(services: Services, request: Request) -> bool:
+    token = services.settings.admin_token
+    header = request.headers.get("authorization", "")
+    scheme, _, presented = header.partition(" ")
+    if token is None or scheme.lower() != "bearer" or not presented:
+        return False
+    return hmac.compare_digest(presented.encode(), token.get_secret_value().encode())
+
+
+def admin_endpoint(handler: AdminHandler) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        services: Services = request.app.state.services
+        if not _authorized(services, request):
+            return json_error(401, "unauthorized: a valid admin bearer token is required")
+        try:
+            return await handler(request, services)
+        except BadRequest as exc:
+            return json_error(400, str(exc))
+
+    return endpoint
+
+
+def user_json(user: User, connection: GoogleConnection | None) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "timezone": user.timezone,
+        "createdAt": user.created_at.isoformat(),
+        "google": {
+            "connected": connection is not None and connection.status == "connected",
+            "status": connection.status if connection else "not_connected",
+            "email": connection.email if connection else None,
+        },
+    }
+
+
+async def create_user(request: Request, services: Services) -> Response:
+    body = await read_body(request, CreateUser)
+    user = User(
+        id=body.id,
+        timezone=body.timezone or services.settings.default_timezone,
+        created_at=datetime.now(UTC),
+    )
+    try:
+        await services.store.create_user(user)
+    except AlreadyExists:
+        return json_error(409, f"user {body.id!r} already exists")
+    return JSONResponse(user_json(user, None), status_code=201)
+
+
+async def get_user(request: Request, services: Services) -> Response:
+    user_id = request.path_params["user_id"]
+    user = await services.store.get_user(user_id)
+    if user is None:
+        return json_error(404, "no such user")
+    return JSONResponse(user_json(user, await services.store.get_connection(user_id)))
+
+
+async def link_assistant(request: Request, services: Services) -> Response:
+    body = await read_body(request, LinkAssistant)
+    assistant_id = request.path_params["assistant_id"]
+    try:
+        await services.store.link_assistant(assistant_id, body.user_id)
+    except NotFound:
+        return json_error(404, f"no user {body.user_id!r}")
+    return JSONResponse({"assistantId": assistant_id, "userId": body.user_id})
+
+
+async def unlink_assistant(request: Request, services: Services) -> Response:
+    if not await services.store.unlink_assistant(request.path_params["assistant_id"]):
+        return json_error(404, "no such assistant link")
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/api/users", admin_endpoint(create_user), methods=["POST"]),
+    Route("/api/users/{user_id}", admin_endpoint(get_user), methods=["GET"]),
+    Route("/api/assistants/{assistant_id}", admin_endpoint(link_assistant), methods=["PUT"]),
+    Route("/api/assistants/{assistant_id}", admin_endpoint(unlink_assistant), methods=["DELETE"]),
+]

@@ -1,0 +1,63 @@
+"""The application as plain data: routes, middleware and a lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from server import admin
+from server.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_EMULATOR_PATH, Settings
+from server.services import open_services
+from server.webhook import vapi_webhook
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    try:
+        await request.app.state.services.store.ping()
+    except Exception:
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/vapi/webhook", vapi_webhook, methods=["POST"]),
+        *admin.routes,
+    ]
+    emulator_state = None
+    if settings.demo_mode and not settings.google_emulator_url:
+        from emulator.app import create_emulator_app
+        from emulator.state import EmulatorState
+
+        emulator_state = EmulatorState(clients={DEMO_CLIENT_ID: DEMO_CLIENT_SECRET})
+        routes.append(Mount(DEMO_EMULATOR_PATH, app=create_emulator_app(emulator_state)))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        services = await open_services(settings)
+        app.state.services = services
+        try:
+            if settings.demo_mode:
+                from server.demo import start_demo
+
+                await start_demo(services, emulator_state)
+            yield
+        finally:
+            await services.close()
+
+    return Starlette(routes=routes, lifespan=lifespan, max_body_size=settings.max_body_bytes)

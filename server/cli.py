@@ -1,0 +1,184 @@
+"""The `vapi-calendar` command."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import click
+
+T = TypeVar("T")
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from server.config import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise click.ClickException(
+            f"configuration: {'.'.join(map(str, error['loc'])).upper()}: {error['msg']}"
+        ) from None
+
+
+def _with_services(work: Callable[..., Awaitable[T]]) -> T:
+    """Run `work(services)` against the configured store, for one-off admin commands."""
+    from server.services import ConfigError, open_services
+
+    async def main() -> T:
+        try:
+            services = await open_services(_settings())
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        try:
+            return await work(services)
+        finally:
+            await services.close()
+
+    return asyncio.run(main())
+
+
+@click.group()
+def main() -> None:
+    """Per-user Google Calendar tools for Vapi assistants."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Run the webhook server."""
+    import uvicorn
+
+    from server.app import create_app
+    from server.services import ConfigError, check_settings
+
+    # Demo mode's emulator lives on this server, so its URL must be where we listen.
+    if "PUBLIC_URL" not in os.environ:
+        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+        os.environ["PUBLIC_URL"] = f"http://{shown_host}:{port}"
+    settings = _settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        check_settings(settings)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=15,
+    )
+
+
+@main.command("generate-key")
+def generate_key() -> None:
+    """Print a fresh ENCRYPTION_KEY."""
+    from oauth.vault import generate_key as new_key
+
+    click.echo(new_key())
+
+
+@main.command("create-user")
+@click.argument("user_id")
+@click.option("--timezone", default=None, help="IANA time zone, e.g. America/New_York")
+def create_user(user_id: str, timezone: str | None) -> None:
+    """Create a user (same as POST /api/users)."""
+    from server.admin import valid_timezone
+    from server.store import AlreadyExists, User
+
+    if timezone:
+        try:
+            valid_timezone(timezone)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--timezone") from None
+
+    async def work(services) -> None:  # type: ignore[no-untyped-def]
+        tz = timezone or services.settings.default_timezone
+        try:
+            await services.store.create_user(User(user_id, tz, datetime.now(UTC)))
+        except AlreadyExists:
+            raise click.ClickException(f"user {user_id!r} already exists") from None
+
+    _with_services(work)
+    click.echo(f"created user {user_id}")
+
+
+@main.command("link-assistant")
+@click.argument("assistant_id")
+@click.argument("user_id")
+def link_assistant(assistant_id: str, user_id: str) -> None:
+    """Link a Vapi assistant to a user (same as PUT /api/assistants/{id})."""
+    from server.store import NotFound
+
+    async def work(services) -> None:  # type: ignore[no-untyped-def]
+        try:
+            await services.store.link_assistant(assistant_id, user_id)
+        except NotFound:
+            raise click.ClickException(f"no user {user_id!r}") from None
+
+    _with_services(work)
+    click.echo(f"linked {assistant_id} -> {user_id}")
+
+
+def _signed_headers(body: bytes, secret: str | None, hmac_secret: str | None) -> dict[str, str]:
+    headers = {"content-type": "application/json"}
+    if secret:
+        headers["x-vapi-secret"] = secret
+    if hmac_secret:
+        timestamp = str(int(time.time()))
+        digest = hmac.new(hmac_secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+        headers["x-timestamp"] = timestamp
+        headers["x-signature"] = digest.hexdigest()
+    return headers
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--url", required=True, help="The webhook URL, e.g. http://127.0.0.1:8000/vapi/webhook"
+)
+@click.option("--secret", envvar="VAPI_SECRET", default=None, help="Sent as X-Vapi-Secret.")
+@click.option("--hmac-secret", envvar="VAPI_HMAC_SECRET", default=None, help="Signs the body.")
+def replay(files: tuple[str, ...], url: str, secret: str | None, hmac_secret: str | None) -> None:
+    """POST Vapi webhook fixtures to a live server and print what it answers."""
+    import httpx
+
+    failed = False
+    with httpx.Client(timeout=30) as client:
+        for name in files:
+            body = Path(name).read_bytes()
+            try:
+                response = client.post(
+                    url, content=body, headers=_signed_headers(body, secret, hmac_secret)
+                )
+            except httpx.HTTPError as exc:
+                raise click.ClickException(f"{name}: {exc}") from None
+            failed |= response.status_code != 200
+            click.echo(f"== {name}: HTTP {response.status_code}")
+            try:
+                click.echo(json.dumps(response.json(), indent=2))
+            except ValueError:
+                click.echo(response.text)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Configuration from environment variables and an optional `.env` file.
+
+Every setting is documented in `.env.example` and the README's configuration table; keep the
+three in step. Secrets are `SecretStr` so they never render in a repr, a log line or a traceback.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SCOPES = (
+    "openid",
+    "email",
+    "https://www.googleapis.com/auth/calendar.freebusy",
+    "https://www.googleapis.com/auth/calendar.events.owned",
+    "https://www.googleapis.com/auth/calendar.settings.readonly",
+)
+
+# In demo mode the bundled emulator is mounted here and plays Google with this client.
+DEMO_EMULATOR_PATH = "/emulator"
+DEMO_CLIENT_ID = "demo-client.apps.googleusercontent.com"
+DEMO_CLIENT_SECRET = "demo-client-secret"  # noqa: S105 - a public, emulator-only value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    database_url: str = "sqlite:///data/vapi-calendar.db"
+    public_url: str = "http://127.0.0.1:8000"
+
+    vapi_secret: SecretStr | None = None
+    vapi_hmac_secret: SecretStr | None = None
+    admin_token: SecretStr | None = None
+
+    google_client_id: str | None = None
+    google_client_secret: SecretStr | None = None
+    google_scopes: str = " ".join(DEFAULT_SCOPES)
+    google_emulator_url: str | None = None
+
+    encryption_key: SecretStr | None = None
+
+    # Threads that run the synchronous Google client. Each holds one kept-alive connection and
+    # one built service; calls are I/O-bound, so this bounds concurrent Google requests.
+    google_threads: int = Field(default=32, ge=1, le=512)
+    google_timeout_seconds: float = Field(default=8.0, gt=0, le=60)
+    # Refresh access tokens this long before they expire, so tool calls never wait for one.
+    refresh_margin_seconds: int = Field(default=300, ge=0, le=3000)
+    # Every tool call answers within this budget (below Vapi's default 20 s tool timeout),
+    # with a clear error rather than silence when Google is too slow.
+    tool_budget_seconds: float = Field(default=10.0, gt=0, le=290)
+    default_timezone: str = "UTC"
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    log_level: str = "info"
+
+    @field_validator("public_url", "google_emulator_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None if value == "" else value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator(
+        "vapi_secret",
+        "vapi_hmac_secret",
+        "admin_token",
+        "google_client_secret",
+        "encryption_key",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("google_client_id", mode="before")
+    @classmethod
+    def _empty_client_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @cached_property
+    def demo_mode(self) -> bool:
+        """No Google client configured: play against the bundled emulator."""
+        return self.google_client_id is None
+
+    @cached_property
+    def scopes(self) -> tuple[str, ...]:
+        return tuple(self.google_scopes.split())
+
+    @cached_property
+    def google_base_url(self) -> str | None:
+        """Base of every Google endpoint when not talking to Google itself."""
+        if self.google_emulator_url:
+            return self.google_emulator_url
+        if self.demo_mode:
+            return self.public_url + DEMO_EMULATOR_PATH
+        return None
+
+    @cached_property
+    def client_id(self) -> str:
+        return self.google_client_id or DEMO_CLIENT_ID
+
+    @cached_property
+    def client_secret(self) -> str:
+        if self.google_client_secret is not None:
+            return self.google_client_secret.get_secret_value()
+        return DEMO_CLIENT_SECRET if self.demo_mode else ""

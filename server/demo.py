@@ -1,0 +1,136 @@
+"""Demo mode: no Google client configured, so the bundled emulator plays Google.
+
+On every start the demo user is (re)connected with a fresh emulator grant — the emulator keeps
+its state in memory, so grants from an earlier run are gone — and a few events are seeded so
+availability answers are interesting. A banner on stderr says how to try a tool call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from emulator.control import EmulatorControl
+from emulator.events import build_new_event
+from emulator.state import EmulatorState
+from oauth.credentials import Grant
+from server.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from server.services import Services
+from server.store import AlreadyExists, User
+
+DEMO_USER = "demo"
+DEMO_ASSISTANT = "demo-assistant"
+DEMO_EMAIL = "demo@example.com"
+DEMO_TIMEZONE = "America/New_York"
+
+
+def _demo_day() -> date:
+    """Tomorrow where the demo user lives: the day the events and the banner talk about."""
+    return (datetime.now(ZoneInfo(DEMO_TIMEZONE)) + timedelta(days=1)).date()
+
+
+def _demo_events() -> list[dict[str, Any]]:
+    tz, day = ZoneInfo(DEMO_TIMEZONE), _demo_day()
+
+    def at(hour: int) -> str:
+        return datetime.combine(day, time(hour), tzinfo=tz).isoformat()
+
+    return [
+        {"summary": "Team stand-up", "start": {"dateTime": at(10)}, "end": {"dateTime": at(11)}},
+        {"summary": "Lunch", "start": {"dateTime": at(12)}, "end": {"dateTime": at(13)}},
+        {
+            "summary": "Focus time (shown as free)",
+            "transparency": "transparent",
+            "start": {"dateTime": at(14)},
+            "end": {"dateTime": at(16)},
+        },
+    ]
+
+
+def _seed_in_process(state: EmulatorState, scopes: tuple[str, ...], base_url: str) -> Grant:
+    state.register_client(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
+    state.ensure_account(DEMO_EMAIL, timezone=DEMO_TIMEZONE)
+    calendar = state.get_calendar(DEMO_EMAIL)
+    assert calendar is not None
+    for body in _demo_events():
+        event = build_new_event(body, calendar, DEMO_EMAIL, base_url=base_url, conference_version=0)
+        state.insert_event(calendar, event)
+    access, grant = state.issue_tokens(email=DEMO_EMAIL, client_id=DEMO_CLIENT_ID, scopes=scopes)
+    return Grant(
+        access_token=access.token,
+        refresh_token=grant.refresh_token if grant else None,
+        expiry=datetime.fromtimestamp(access.expires_at, UTC),
+        scopes=access.scopes,
+    )
+
+
+def _seed_remote(base_url: str, scopes: tuple[str, ...]) -> Grant:
+    with EmulatorControl(base_url) as control:
+        control.register_client(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
+        control.create_account(DEMO_EMAIL, timezone=DEMO_TIMEZONE)
+        for body in _demo_events():
+            control.seed_event(DEMO_EMAIL, body)
+        minted = control.mint_tokens(DEMO_EMAIL, DEMO_CLIENT_ID, scopes)
+    return Grant(
+        access_token=minted["access_token"],
+        refresh_token=minted["refresh_token"],
+        expiry=datetime.now(UTC) + timedelta(seconds=int(minted["expires_in"])),
+        scopes=tuple(minted["scope"].split()),
+    )
+
+
+async def start_demo(services: Services, state: EmulatorState | None) -> None:
+    settings = services.settings
+    base = settings.google_base_url
+    assert base is not None
+    if state is not None:  # mounted in this app: not serving yet, so seed directly
+        grant = _seed_in_process(state, settings.scopes, base)
+    else:  # an external emulator (GOOGLE_EMULATOR_URL): its HTTP hooks, off the loop
+        grant = await asyncio.to_thread(_seed_remote, base, settings.scopes)
+    with contextlib.suppress(AlreadyExists):
+        await services.store.create_user(User(DEMO_USER, DEMO_TIMEZONE, datetime.now(UTC)))
+    await services.store.link_assistant(DEMO_ASSISTANT, DEMO_USER)
+    await services.credentials.store_grant(DEMO_USER, grant, email=DEMO_EMAIL, subject=None)
+    print(banner(settings.public_url, services), file=sys.stderr, flush=True)
+
+
+def banner(public_url: str, services: Services) -> str:
+    start = datetime.combine(_demo_day(), time(9))
+    body = {
+        "message": {
+            "type": "tool-calls",
+            "call": {"id": "demo-call", "assistantId": DEMO_ASSISTANT},
+            "toolCallList": [
+                {
+                    "id": "demo-1",
+                    "type": "function",
+                    "function": {
+                        "name": "checkAvailability",
+                        "arguments": {
+                            "startDateTime": start.isoformat(),
+                            "endDateTime": start.replace(hour=17).isoformat(),
+                        },
+                    },
+                }
+            ],
+        }
+    }
+    auth = "" if not services.webhook_auth.configured else "  -H 'X-Vapi-Secret: $VAPI_SECRET' \\\n"
+    return (
+        "\n"
+        "================================ DEMO MODE ================================\n"
+        " No GOOGLE_CLIENT_ID is set, so Google is played by the bundled emulator at\n"
+        f"   {services.settings.google_base_url}\n"
+        " Nothing here touches a real calendar. Webhooks are accepted without a secret\n"
+        " unless VAPI_SECRET / VAPI_HMAC_SECRET is set. Demo user 'demo' (America/New_York)\n"
+        f" is linked to assistant '{DEMO_ASSISTANT}'; tomorrow has a few events. Try:\n\n"
+        f"curl -s {public_url}/vapi/webhook -H 'content-type: application/json' \\\n"
+        f"{auth}"
+        f"  -d '{json.dumps(body)}'\n"
+        "===========================================================================\n"
+    )

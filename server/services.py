@@ -1,0 +1,109 @@
+"""Everything a request needs, built once per process in the app's lifespan."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from oauth.credentials import CredentialsProvider
+from oauth.endpoints import GoogleEndpoints
+from oauth.transport import GoogleThreads
+from oauth.vault import TokenVault, load_or_create_key_file
+from server.config import Settings
+from server.store import Store, store_from_url
+from server.webhook_auth import WebhookAuthenticator
+from tools.google_calendar import CalendarGateway
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(Exception):
+    """The configuration cannot work; the message says what to set."""
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    store: Store
+    vault: TokenVault
+    threads: GoogleThreads
+    endpoints: GoogleEndpoints
+    credentials: CredentialsProvider
+    gateway: CalendarGateway
+    webhook_auth: WebhookAuthenticator
+
+    async def close(self) -> None:
+        self.threads.shutdown()
+        await self.store.close()
+
+
+def embedded_data_dir(settings: Settings) -> Path | None:
+    """The directory of the SQLite file, where the embedded default keeps its key."""
+    if settings.database_url.startswith("sqlite:///"):
+        return Path(settings.database_url.removeprefix("sqlite:///")).parent
+    return None
+
+
+def load_vault(settings: Settings) -> TokenVault:
+    if settings.encryption_key is not None:
+        return TokenVault.from_setting(settings.encryption_key.get_secret_value())
+    data_dir = embedded_data_dir(settings)
+    if data_dir is None:
+        raise ConfigError(
+            "ENCRYPTION_KEY is required with this DATABASE_URL; "
+            "generate one with: vapi-calendar generate-key"
+        )
+    key_file = data_dir / "encryption.key"
+    key, created = load_or_create_key_file(key_file)
+    if created:
+        log.warning(
+            "generated an encryption key at %s (mode 0600); back it up with the database, "
+            "or set ENCRYPTION_KEY",
+            key_file,
+        )
+    return TokenVault.from_setting(key)
+
+
+def check_settings(settings: Settings) -> None:
+    if not settings.demo_mode and settings.google_client_secret is None:
+        raise ConfigError("GOOGLE_CLIENT_SECRET is required when GOOGLE_CLIENT_ID is set")
+
+
+async def open_services(settings: Settings) -> Services:
+    check_settings(settings)
+    vault = load_vault(settings)
+    try:
+        store = store_from_url(settings.database_url)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    await store.open()
+    threads = GoogleThreads(
+        max_workers=settings.google_threads, timeout_seconds=settings.google_timeout_seconds
+    )
+    endpoints = GoogleEndpoints.for_base(settings.google_base_url)
+    credentials = CredentialsProvider(
+        store=store,
+        vault=vault,
+        threads=threads,
+        endpoints=endpoints,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        refresh_margin=timedelta(seconds=settings.refresh_margin_seconds),
+    )
+    return Services(
+        settings=settings,
+        store=store,
+        vault=vault,
+        threads=threads,
+        endpoints=endpoints,
+        credentials=credentials,
+        gateway=CalendarGateway(threads, endpoints.calendar_api),
+        webhook_auth=WebhookAuthenticator(
+            secret=settings.vapi_secret.get_secret_value() if settings.vapi_secret else None,
+            hmac_secret=settings.vapi_hmac_secret.get_secret_value()
+            if settings.vapi_hmac_secret
+            else None,
+        ),
+    )

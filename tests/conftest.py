@@ -1,0 +1,212 @@
+"""Shared fixtures: a real emulator and a real app server, both over HTTP on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from emulator.app import create_emulator_app
+from emulator.control import EmulatorControl
+from emulator.state import EmulatorState
+from oauth.credentials import Grant, seal_grant
+from oauth.vault import TokenVault, generate_key
+from server.app import create_app
+from server.config import DEFAULT_SCOPES, Settings
+from server.store.sqlite import SQLiteStore
+from tests.servers import serve_in_thread
+
+CLIENT_ID = "test-client.apps.googleusercontent.com"
+CLIENT_SECRET = "test-client-secret"
+VAPI_SECRET = "test-vapi-secret"
+HMAC_SECRET = "test-hmac-secret"
+ADMIN_TOKEN = "test-admin-token"
+FIXTURES = Path(__file__).parent / "fixtures" / "vapi"
+
+
+@dataclass
+class Emulator:
+    url: str
+    state: EmulatorState
+    control: EmulatorControl
+
+
+@pytest.fixture(scope="session")
+def _emulator_server() -> Iterator[Emulator]:
+    state = EmulatorState(clients={CLIENT_ID: CLIENT_SECRET})
+    with serve_in_thread(create_emulator_app(state)) as url, EmulatorControl(url) as control:
+        yield Emulator(url, state, control)
+
+
+@pytest.fixture
+def emulator(_emulator_server: Emulator) -> Emulator:
+    """The session's emulator, emptied for this test (registered clients are kept)."""
+    _emulator_server.control.reset()
+    return _emulator_server
+
+
+def app_settings(tmp_path: Path, emulator_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{tmp_path / 'data' / 'app.db'}",
+        "public_url": "http://127.0.0.1:8000",
+        "vapi_secret": VAPI_SECRET,
+        "vapi_hmac_secret": HMAC_SECRET,
+        "admin_token": ADMIN_TOKEN,
+        "google_client_id": CLIENT_ID,
+        "google_client_secret": CLIENT_SECRET,
+        "google_emulator_url": emulator_url,
+        "encryption_key": generate_key(),
+        "google_threads": 8,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@dataclass
+class App:
+    url: str
+    settings: Settings
+    emulator: Emulator
+    http: httpx.Client
+    admin: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admin = httpx.Client(
+            base_url=self.url, headers={"authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+        )
+
+    # -- webhook ---------------------------------------------------------------------------
+    def webhook(self, body: dict[str, Any] | bytes, **headers: str) -> httpx.Response:
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        sent = {"content-type": "application/json", "x-vapi-secret": VAPI_SECRET}
+        sent.update(headers)
+        return self.http.post(f"{self.url}/vapi/webhook", content=content, headers=sent)
+
+    def results(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        response = self.webhook(body)
+        assert response.status_code == 200, response.text
+        return response.json()["results"]
+
+    def call_tool(
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        *,
+        assistant_id: str = "asst_ana_haircuts",
+        tool_call_id: str = "call_1",
+        call: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One tool call; returns the parsed `result` JSON, or {"error": ...}."""
+        body = tool_calls_message(
+            [(tool_call_id, name, arguments)], assistant_id=assistant_id, call=call
+        )
+        (result,) = self.results(body)
+        assert result["toolCallId"] == tool_call_id and result["name"] == name
+        if "error" in result:
+            return {"error": result["error"]}
+        return json.loads(result["result"])
+
+    # -- set-up ----------------------------------------------------------------------------
+    def create_user(self, user_id: str, timezone: str = "America/New_York") -> None:
+        response = self.admin.post("/api/users", json={"id": user_id, "timezone": timezone})
+        assert response.status_code == 201, response.text
+
+    def link(self, assistant_id: str, user_id: str) -> None:
+        response = self.admin.put(f"/api/assistants/{assistant_id}", json={"userId": user_id})
+        assert response.status_code == 200, response.text
+
+    def connect_google(self, user_id: str, email: str, *, expires_in: int = 3600) -> None:
+        """Store a grant minted by the emulator, as the OAuth callback would."""
+        self.emulator.control.create_account(email, timezone="America/New_York")
+        minted = self.emulator.control.mint_tokens(
+            email, CLIENT_ID, DEFAULT_SCOPES, expires_in=expires_in
+        )
+        grant = Grant(
+            access_token=minted["access_token"],
+            refresh_token=minted["refresh_token"],
+            expiry=datetime.now(UTC) + timedelta(seconds=expires_in),
+            scopes=tuple(minted["scope"].split()),
+        )
+        asyncio.run(self._save(seal_grant(self.vault, user_id, grant, email=email, subject=None)))
+
+    @property
+    def vault(self) -> TokenVault:
+        assert self.settings.encryption_key is not None
+        return TokenVault.from_setting(self.settings.encryption_key.get_secret_value())
+
+    def store(self) -> SQLiteStore:
+        return SQLiteStore(self.settings.database_url.removeprefix("sqlite:///"))
+
+    async def _save(self, connection: Any) -> None:
+        store = self.store()
+        await store.open()
+        try:
+            await store.save_connection(connection)
+        finally:
+            await store.close()
+
+    def connection(self, user_id: str) -> Any:
+        async def read() -> Any:
+            store = self.store()
+            await store.open()
+            try:
+                return await store.get_connection(user_id)
+            finally:
+                await store.close()
+
+        return asyncio.run(read())
+
+
+def tool_calls_message(
+    calls: list[tuple[str, str, dict[str, Any]]],
+    *,
+    assistant_id: str | None = "asst_ana_haircuts",
+    call: dict[str, Any] | None = None,
+    assistant: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A minimal tool-calls message in Vapi's wire format (arguments as a JSON string)."""
+    call_obj: dict[str, Any] = {"id": "call-test-1", "orgId": "org-test", "type": "webCall"}
+    if assistant_id:
+        call_obj["assistantId"] = assistant_id
+    call_obj.update(call or {})
+    message: dict[str, Any] = {
+        "type": "tool-calls",
+        "timestamp": 1_900_000_000_000,
+        "call": call_obj,
+        "toolCallList": [
+            {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(arguments)},
+            }
+            for call_id, name, arguments in calls
+        ],
+    }
+    if assistant is not None:
+        message["assistant"] = assistant
+    return {"message": message}
+
+
+@pytest.fixture
+def app(tmp_path: Path, emulator: Emulator) -> Iterator[App]:
+    """A running server with user `ana` (America/New_York) linked and connected."""
+    settings = app_settings(tmp_path, emulator.url)
+    with serve_in_thread(create_app(settings)) as url, httpx.Client(timeout=30) as http:
+        running = App(url, settings, emulator, http)
+        running.create_user("ana")
+        running.link("asst_ana_haircuts", "ana")
+        running.connect_google("ana", "ana@example.com")
+        emulator.control.reset_requests()
+        yield running
+        running.admin.close()
+
+
+def load_fixture(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / name).read_text())

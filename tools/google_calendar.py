@@ -1,0 +1,190 @@
+"""The Calendar v3 boundary: real google-api-python-client calls, off the event loop.
+
+Every transport or API failure is translated here, once, into the small domain hierarchy of
+`tools.errors` (plus `DuplicateEvent`, which booking uses for idempotency). Tool code above this
+module never sees `HttpError`, `RefreshError` or socket errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import google_auth_httplib2
+import httplib2
+from google.auth.exceptions import RefreshError, TransportError
+from google.oauth2.credentials import Credentials
+from googleapiclient.discovery import Resource, build
+from googleapiclient.errors import HttpError
+
+from oauth.credentials import CredentialsProvider, is_invalid_grant
+from oauth.transport import GoogleThreads
+from tools.errors import CalendarRejected, CalendarUnavailable, ReconnectRequired, ToolError
+from tools.slots import Interval
+
+log = logging.getLogger(__name__)
+
+
+class DuplicateEvent(Exception):
+    """events.insert with an id that already exists (409 `duplicate`)."""
+
+
+class EventNotFound(CalendarRejected):
+    default_message = "I could not find that appointment."
+
+
+class EventGone(ToolError):
+    default_message = "That appointment no longer exists."
+
+
+def _reason(exc: HttpError) -> str | None:
+    try:
+        return json.loads(exc.content)["error"]["errors"][0]["reason"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def _parse_rfc3339(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class GoogleFailure:
+    """What went wrong, for logs and metrics (never contains tokens)."""
+
+    status: int | None
+    reason: str | None
+
+
+class CalendarGateway:
+    """Calendar API calls for any user; one built service per worker thread."""
+
+    def __init__(self, threads: GoogleThreads, api_endpoint: str) -> None:
+        self._threads = threads
+        self._api_endpoint = api_endpoint
+
+    def _service(self) -> Resource:
+        # build() parses the discovery document (several ms): once per worker thread, never per
+        # call. The service is bound to this thread's Http; each call passes an AuthorizedHttp
+        # wrapping the same connection with the caller's credentials.
+        return self._threads.thread_local(
+            "calendar_service",
+            lambda: build(
+                "calendar",
+                "v3",
+                http=self._threads.http(),
+                cache_discovery=False,
+                static_discovery=True,
+                client_options={"api_endpoint": self._api_endpoint},
+            ),
+        )
+
+    async def execute(self, creds: Credentials, make_request: Callable[[Resource], Any]) -> Any:
+        def call() -> Any:
+            http = google_auth_httplib2.AuthorizedHttp(creds, http=self._threads.http())
+            return make_request(self._service()).execute(http=http)
+
+        try:
+            return await self._threads.run(call)
+        except HttpError as exc:
+            raise self._translate_http(exc) from None
+        except RefreshError as exc:
+            # AuthorizedHttp refreshes once on a 401 (e.g. a token revoked early).
+            if is_invalid_grant(exc):
+                raise ReconnectRequired() from None
+            raise CalendarUnavailable() from None
+        except (TransportError, httplib2.HttpLib2Error, OSError):  # includes timeouts
+            log.warning("calendar API unreachable")
+            raise CalendarUnavailable() from None
+
+    @staticmethod
+    def _translate_http(exc: HttpError) -> Exception:
+        status, reason = exc.status_code, _reason(exc)
+        log.warning("calendar API error", extra={"status": status, "reason": reason})
+        if status == 409 and reason == "duplicate":
+            return DuplicateEvent()
+        if status == 401:
+            return ReconnectRequired()
+        if status == 403 and reason in ("insufficientPermissions", "forbidden"):
+            return CalendarRejected(
+                "The calendar owner did not grant the permission this needs; "
+                "they must reconnect their calendar."
+            )
+        if status == 404:
+            return EventNotFound()
+        if status == 410:
+            return EventGone()
+        if status in (403, 429) or (status is not None and status >= 500):
+            return CalendarUnavailable()
+        return CalendarRejected()
+
+
+class UserCalendar:
+    """One user's calendar: credentials bound, refreshed tokens persisted after each call."""
+
+    def __init__(
+        self,
+        gateway: CalendarGateway,
+        provider: CredentialsProvider,
+        user_id: str,
+        creds: Credentials,
+    ) -> None:
+        self._gateway = gateway
+        self._provider = provider
+        self.user_id = user_id
+        self._creds = creds
+
+    async def _execute(self, make_request: Callable[[Resource], Any]) -> Any:
+        token_before = self._creds.token
+        try:
+            return await self._gateway.execute(self._creds, make_request)
+        except ReconnectRequired:
+            await self._provider.mark_needs_reconnect(self.user_id)
+            raise
+        finally:
+            if self._creds.token != token_before:
+                await self._provider.persist(self.user_id, self._creds)
+
+    async def busy(
+        self, calendar_ids: list[str], window: Interval, timezone: str
+    ) -> list[Interval]:
+        """Busy blocks across calendars in one freeBusy query (opaque, non-cancelled events)."""
+        body = {
+            "timeMin": window.start.astimezone(UTC).isoformat(),
+            "timeMax": window.end.astimezone(UTC).isoformat(),
+            "timeZone": timezone,
+            "items": [{"id": cid} for cid in calendar_ids],
+        }
+        response = await self._execute(lambda s: s.freebusy().query(body=body))
+        busy: list[Interval] = []
+        for cid in calendar_ids:
+            entry = response.get("calendars", {}).get(cid, {})
+            if entry.get("errors"):
+                raise CalendarRejected("I could not read that calendar's availability.")
+            busy.extend(
+                Interval(_parse_rfc3339(b["start"]), _parse_rfc3339(b["end"]))
+                for b in entry.get("busy", [])
+            )
+        return busy
+
+    async def insert_event(
+        self, calendar_id: str, event: dict[str, Any], *, send_updates: str = "none"
+    ) -> dict[str, Any]:
+        return await self._execute(
+            lambda s: s.events().insert(
+                calendarId=calendar_id, body=event, sendUpdates=send_updates
+            )
+        )
+
+    async def get_event(self, calendar_id: str, event_id: str) -> dict[str, Any]:
+        return await self._execute(
+            lambda s: s.events().get(calendarId=calendar_id, eventId=event_id)
+        )
+
+    async def timezone(self) -> str:
+        setting = await self._execute(lambda s: s.settings().get(setting="timezone"))
+        return setting["value"]

@@ -1,0 +1,17 @@
+"""The tools this server answers, by Vapi function name."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tools.availability import check_availability
+from tools.booking import schedule_appointment
+from tools.context import ToolContext
+
+ToolHandler = Callable[[ToolContext, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+TOOLS: dict[str, ToolHandler] = {
+    "checkAvailability": check_availability,
+    "scheduleAppointment": schedule_appointment,
+}

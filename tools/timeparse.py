@@ -1,0 +1,300 @@
+"""Reading times the assistant sends and saying times back to the caller.
+
+Pure functions, no I/O. Every datetime returned is aware; every datetime spoken is
+first converted to the calendar's zone, so the caller always hears local wall time.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta, timezone
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from tools.errors import InvalidArguments
+
+__all__ = ["parse_datetime", "parse_timezone", "spoken", "spoken_range", "to_iso"]
+
+# Fixed English names: strftime's %A/%B follow the process locale.
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+_MAX_ECHO = 40
+
+_ISO = re.compile(
+    r"""
+    (?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})
+    (?:
+        [T\ ]
+        (?P<hour>\d{1,2}):(?P<minute>\d{2})
+        (?::(?P<second>\d{2})(?:[.,](?P<fraction>\d{1,9}))?)?
+        \ ?(?P<offset>Z|[+-]\d{2}(?::?\d{2})?)?
+    )?
+    """,
+    re.VERBOSE | re.IGNORECASE,
+)
+
+
+def _echo(text: str) -> str:
+    """Caller-supplied text made safe to quote in one spoken sentence."""
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_ECHO else text[: _MAX_ECHO - 1] + "…"
+
+
+@cache
+def _zones_by_lowercase() -> dict[str, str]:
+    return {key.lower(): key for key in available_timezones()}
+
+
+_AMBIGUOUS_ABBREVIATIONS = frozenset(
+    {
+        "EST",
+        "EDT",
+        "CST",
+        "CDT",
+        "MST",
+        "MDT",
+        "PST",
+        "PDT",
+        "HST",
+        "EST5EDT",
+        "CST6CDT",
+        "MST7MDT",
+        "PST8PDT",
+        "CET",
+        "EET",
+        "WET",
+        "MET",
+    }
+)
+
+
+def parse_timezone(name: str | None, default: ZoneInfo) -> ZoneInfo:
+    """An IANA zone such as "Europe/Berlin"; missing or blank means `default`.
+
+    Matching is case-insensitive because the assistant sometimes lowercases names.
+    """
+    if name is None or (isinstance(name, str) and not name.strip()):
+        return default
+    if not isinstance(name, str):
+        raise InvalidArguments(f"I don't recognise the time zone '{_echo(str(name))}'.")
+    key = name.strip()
+    if key.upper() in _AMBIGUOUS_ABBREVIATIONS:
+        # tzdata's "EST", "MST", "HST" are fixed offsets without daylight saving, so "EST" sent
+        # in July would book an hour off; make the assistant name the place instead.
+        raise InvalidArguments(
+            "Please give the time zone as a region name such as America/New_York, "
+            f"not '{_echo(key)}'."
+        )
+    try:
+        return ZoneInfo(key)
+    # OSError: a key naming a tzdata directory ("America") raises IsADirectoryError.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        pass
+    canonical = _zones_by_lowercase().get(key.lower())
+    if canonical is None:
+        raise InvalidArguments(f"I don't recognise the time zone '{_echo(key)}'.")
+    return ZoneInfo(canonical)
+
+
+def parse_datetime(
+    value: str, tz: ZoneInfo, *, field: str = "startDateTime", allow_date: bool = False
+) -> datetime:
+    """Read an ISO 8601 date-time from the assistant; the result is aware and expressed in `tz`.
+
+    - No offset ("2031-03-11T10:00:00", "2031-03-11 10:00", seconds and fractions optional)
+      is wall time in `tz`. This is what the assistant should send: the caller speaks
+      local time, so the assistant should pass it on without an offset.
+    - With an offset ("...-05:00") or "Z" the value is that exact instant, with literal
+      ISO semantics ("Z" is UTC). A model that wrongly appends "Z" to a local time gets a
+      different instant, but every result is spoken back in local time, so the caller
+      hears the shifted time and can correct it; silently reinterpreting "Z" would hide
+      the mistake instead.
+    - A date alone is refused (a booking needs a time) unless `allow_date`, then it means
+      the start of that day in `tz`.
+    - A wall time skipped by a clock change (02:30 on a spring-forward night) is refused,
+      naming the nearest valid times: guessing would book an hour the caller didn't say.
+    - A wall time that happens twice (01:30 on a fall-back night) means the earlier
+      instant (fold=0), i.e. still on summer time, which is what people usually mean.
+    """
+    text = value.strip() if isinstance(value, str) else ""
+    match = _ISO.fullmatch(text)
+    if match is None:
+        raise _unreadable(field)
+    parts = match.groupdict()
+    try:
+        day = date(int(parts["year"]), int(parts["month"]), int(parts["day"]))
+        if parts["hour"] is None:
+            if not allow_date:
+                raise InvalidArguments(
+                    f"{field} has a date but no time; send it like {day.isoformat()}T14:00:00."
+                )
+            return _start_of_day(day, tz)
+        wall = datetime(
+            day.year,
+            day.month,
+            day.day,
+            int(parts["hour"]),
+            int(parts["minute"]),
+            int(parts["second"] or 0),
+            int((parts["fraction"] or "0")[:6].ljust(6, "0")),
+        )
+        offset = _parse_offset(parts["offset"])
+    except ValueError:
+        # Month 13, February 30, 25:00, offset beyond 24 hours, ...
+        raise _unreadable(field) from None
+    if offset is not None:
+        return wall.replace(tzinfo=offset).astimezone(tz)
+    return _localize(wall, tz)
+
+
+def _unreadable(field: str) -> InvalidArguments:
+    return InvalidArguments(f"I could not read {field}; send it like 2031-03-11T14:00:00.")
+
+
+def _parse_offset(text: str | None) -> timezone | None:
+    if text is None:
+        return None
+    if text.upper() == "Z":
+        return UTC
+    digits = text[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:] or 0)
+    if minutes >= 60:
+        raise ValueError("offset minutes out of range")
+    sign = -1 if text[0] == "-" else 1
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+def _exists(wall: datetime, tz: ZoneInfo) -> bool:
+    """False for wall times skipped by a clock change.
+
+    zoneinfo happily attaches an offset to a skipped time; only a round trip through UTC
+    shows that the wall clock never reads it.
+    """
+    local = wall.replace(tzinfo=tz)
+    return local.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == wall
+
+
+def _localize(wall: datetime, tz: ZoneInfo) -> datetime:
+    if not _exists(wall, tz):
+        raise InvalidArguments(_gap_message(wall, tz))
+    # fold=0 (the default) picks the earlier instant of a repeated wall time.
+    return wall.replace(tzinfo=tz)
+
+
+def _gap(wall: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The skipped wall-clock range [first missing, first valid again) around `wall`."""
+    # For a skipped time, fold=0 gives the offset before the change, fold=1 the one after.
+    before = wall.replace(tzinfo=tz, fold=0).utcoffset()
+    after = wall.replace(tzinfo=tz, fold=1).utcoffset()
+    assert before is not None and after is not None
+    epoch = datetime(1970, 1, 1)
+    # The change happens somewhere in [lo, hi] (seconds since the epoch, UTC).
+    lo = int((wall - after - epoch).total_seconds())
+    hi = int((wall - before - epoch).total_seconds())
+    while lo < hi:
+        mid = (lo + hi) // 2
+        instant = datetime.fromtimestamp(mid, UTC)
+        if instant.astimezone(tz).utcoffset() == after:
+            hi = mid
+        else:
+            lo = mid + 1
+    change = epoch + timedelta(seconds=lo)
+    return change + before, change + after
+
+
+def _gap_message(wall: datetime, tz: ZoneInfo) -> str:
+    first_missing, first_valid = _gap(wall, tz)
+    is_dst_change = wall.replace(tzinfo=tz, fold=0).dst() != wall.replace(tzinfo=tz, fold=1).dst()
+    reason = "for daylight saving time" if is_dst_change else "for a time zone change"
+
+    def edge(moment: datetime) -> str:
+        # A gap can span midnight or a whole day (Pacific/Apia, 2011), so name the day.
+        if moment.date() == wall.date():
+            return _clock(moment)
+        return f"{_clock(moment)} on {_date_words(moment.date(), with_year=False)}"
+
+    return (
+        f"{_clock(wall)} does not exist on {_date_words(wall.date(), with_year=True)} in "
+        f"{tz.key} because the clocks jump forward from {edge(first_missing)} to "
+        f"{edge(first_valid)} {reason}; the nearest valid times are "
+        f"{edge(first_valid)}, or any time before {edge(first_missing)}."
+    )
+
+
+def _start_of_day(day: date, tz: ZoneInfo) -> datetime:
+    midnight = datetime(day.year, day.month, day.day)
+    if _exists(midnight, tz):
+        return midnight.replace(tzinfo=tz)
+    # Some zones (e.g. America/Santiago) skip midnight itself; the day starts when
+    # the clocks resume.
+    return _gap(midnight, tz)[1].replace(tzinfo=tz)
+
+
+def to_iso(dt: datetime, tz: ZoneInfo) -> str:
+    """ISO 8601 in `tz` with its offset, to the second: 2031-03-11T10:00:00-04:00."""
+    return dt.astimezone(tz).isoformat(timespec="seconds")
+
+
+def _clock(dt: datetime) -> str:
+    """12-hour wall clock, e.g. "9:05 AM"; no strftime, so no locale or platform quirks."""
+    hour = dt.hour % 12 or 12
+    return f"{hour}:{dt.minute:02d} {'AM' if dt.hour < 12 else 'PM'}"
+
+
+def _date_words(day: date, *, with_year: bool) -> str:
+    words = f"{_WEEKDAYS[day.weekday()]}, {_MONTHS[day.month - 1]} {day.day}"
+    return f"{words}, {day.year}" if with_year else words
+
+
+def _zone_words(local: datetime) -> str:
+    """The zone abbreviation, or "UTC+3"-style words where tzdata only has "+03"."""
+    name = local.tzname() or ""
+    if not name or name[0] not in "+-":
+        return name
+    digits = name[1:]
+    hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
+    if hours == minutes == 0:
+        return "UTC"
+    return f"UTC{name[0]}{hours}" + (f":{minutes:02d}" if minutes else "")
+
+
+def _needs_year(local: datetime, tz: ZoneInfo, now: datetime | None) -> bool:
+    current = (now or datetime.now(UTC)).astimezone(tz)
+    return local.year != current.year
+
+
+def spoken(dt: datetime, tz: ZoneInfo, now: datetime | None = None) -> str:
+    """Say a time, e.g. "Tuesday, March 11 at 10:00 AM EDT"; the year only if not this year."""
+    local = dt.astimezone(tz)
+    day = _date_words(local.date(), with_year=_needs_year(local, tz, now))
+    return f"{day} at {_clock(local)} {_zone_words(local)}"
+
+
+def spoken_range(start: datetime, end: datetime, tz: ZoneInfo, now: datetime | None = None) -> str:
+    """Say a range: "Tuesday, March 11 from 10:00 to 10:30 AM EDT"; across days, two full forms."""
+    first, last = start.astimezone(tz), end.astimezone(tz)
+    if first.date() != last.date():
+        return f"{spoken(first, tz, now)} to {spoken(last, tz, now)}"
+    day = _date_words(first.date(), with_year=_needs_year(first, tz, now))
+    first_zone, last_zone = _zone_words(first), _zone_words(last)
+    if first_zone != last_zone:
+        # Only on a fall-back night, e.g. "from 1:30 AM EDT to 1:15 AM EST".
+        return f"{day} from {_clock(first)} {first_zone} to {_clock(last)} {last_zone}"
+    from_clock, to_clock = _clock(first), _clock(last)
+    if from_clock[-2:] == to_clock[-2:]:
+        from_clock = from_clock[:-3]
+    return f"{day} from {from_clock} to {to_clock} {last_zone}"
