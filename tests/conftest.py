@@ -20,7 +20,7 @@ from oauth.credentials import Grant, seal_grant
 from oauth.vault import TokenVault, generate_key
 from server.app import create_app
 from server.config import DEFAULT_SCOPES, Settings
-from server.store.sqlite import SQLiteStore
+from server.store import Store, store_from_url
 from tests.servers import serve_in_thread
 
 CLIENT_ID = "test-client.apps.googleusercontent.com"
@@ -141,8 +141,9 @@ class App:
         assert self.settings.encryption_key is not None
         return TokenVault.from_setting(self.settings.encryption_key.get_secret_value())
 
-    def store(self) -> SQLiteStore:
-        return SQLiteStore(self.settings.database_url.removeprefix("sqlite:///"))
+    def store(self) -> Store:
+        """A second handle on the server's database, as another process would have."""
+        return store_from_url(self.settings.database_url)
 
     async def _save(self, connection: Any) -> None:
         store = self.store()

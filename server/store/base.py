@@ -115,7 +115,11 @@ class Store(abc.ABC):
     # -- Google connections ---------------------------------------------------------------------
     @abc.abstractmethod
     async def save_connection(self, connection: GoogleConnection) -> None:
-        """Create or replace the user's connection in one atomic write."""
+        """Create or replace the user's connection in one atomic write.
+
+        Raises `NotFound` for an unknown user. `updated_at` is the store's: a given value is
+        kept, None becomes now; `set_connection_status` bumps it too.
+        """
 
     @abc.abstractmethod
     async def get_connection(self, user_id: str) -> GoogleConnection | None: ...
