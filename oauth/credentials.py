@@ -25,9 +25,11 @@ from google.auth.exceptions import RefreshError, TransportError
 from google.oauth2.credentials import Credentials
 
 from oauth.endpoints import GoogleEndpoints
+from oauth.notify import ConnectionNotifier
 from oauth.transport import GoogleThreads
 from oauth.vault import TokenVault, VaultError
 from server.store import GoogleConnection, Store
+from server.store.locks import hold_lease
 from tools.errors import CalendarNotConnected, CalendarUnavailable, ReconnectRequired
 
 log = logging.getLogger(__name__)
@@ -90,8 +92,10 @@ class CredentialsProvider:
         client_id: str,
         client_secret: str,
         refresh_margin: timedelta,
+        notifier: ConnectionNotifier | None = None,
         lease_wait_seconds: float = 10.0,
     ) -> None:
+        self._notifier = notifier
         self._store = store
         self._vault = vault
         self._threads = threads
@@ -222,6 +226,37 @@ class CredentialsProvider:
             self._vault, user_id, grant, email=previous.email, subject=previous.subject
         )
         await self._store.save_connection(replace(sealed, status=previous.status))
+
+    async def rotate_encryption(self) -> int:
+        """Re-encrypt every stored grant under the primary key; returns how many changed.
+
+        Each user is rewritten under their refresh lease, so a refresh in another process
+        cannot be overwritten by the older token being re-encrypted here.
+        """
+        rotated = 0
+        for stale in await self._store.list_connections():
+            if not any(
+                token and self._vault.needs_rotation(token)
+                for token in (stale.access_token, stale.refresh_token)
+            ):
+                continue
+            user_id = stale.user_id
+            async with hold_lease(
+                self._store, f"refresh:{user_id}", ttl_seconds=_LEASE_TTL_SECONDS, wait_seconds=30
+            ):
+                current = await self._store.get_connection(user_id)
+                if current is None:
+                    continue
+                creds = self._open(current)
+                grant = Grant(creds.token, creds.refresh_token, current.expiry, current.scopes)
+                sealed = seal_grant(
+                    self._vault, user_id, grant, email=current.email, subject=current.subject
+                )
+                await self._store.save_connection(
+                    replace(sealed, status=current.status, updated_at=current.updated_at)
+                )
+                rotated += 1
+        return rotated
 
     async def mark_needs_reconnect(self, user_id: str) -> None:
         log.warning(

@@ -16,7 +16,9 @@ import secrets
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 _VERSION = "v1"
 _NONCE_BYTES = 12
@@ -51,6 +53,7 @@ class TokenVault:
         if not keys:
             raise VaultError("at least one encryption key is required")
         decoded = [_decode_key(k) for k in keys]
+        self._keys = decoded
         self._primary_id = _key_id(decoded[0])
         self._ciphers = {_key_id(k): AESGCM(k) for k in decoded}
 
@@ -84,6 +87,17 @@ class TokenVault:
             return cipher.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], context.encode()).decode()
         except InvalidTag:
             raise VaultError("stored value failed authentication") from None
+
+    def derived_keys(self, purpose: str) -> list[bytes]:
+        """Independent sub-keys (HKDF) for other uses, e.g. signing connect links.
+
+        Oldest first and the primary key's last, the order itsdangerous expects, so links signed
+        before a rotation stay valid while the old key is still configured.
+        """
+        return [
+            HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(k)
+            for k in reversed(self._keys)
+        ]
 
     def needs_rotation(self, ciphertext: str) -> bool:
         return not ciphertext.startswith(f"{_VERSION}.{self._primary_id}.")

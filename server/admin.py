@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from oauth.consent import TIMEZONE_FROM_CALENDAR
+from oauth.disconnect import disconnect
 from server.services import Services
 from server.store import AlreadyExists, GoogleConnection, NotFound, User
 from server.webhook import json_error
@@ -27,6 +29,16 @@ def valid_timezone(value: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown IANA time zone {value[:64]!r}") from None
     return value
+
+
+def new_user(user_id: str, timezone: str | None, default_timezone: str) -> User:
+    return User(
+        id=user_id,
+        timezone=timezone or default_timezone,
+        created_at=datetime.now(UTC),
+        # Without an explicit zone the user takes their calendar's when they connect.
+        rules={} if timezone else {TIMEZONE_FROM_CALENDAR: "default"},
+    )
 
 
 class CreateUser(BaseModel):
@@ -99,11 +111,7 @@ def user_json(user: User, connection: GoogleConnection | None) -> dict[str, Any]
 
 async def create_user(request: Request, services: Services) -> Response:
     body = await read_body(request, CreateUser)
-    user = User(
-        id=body.id,
-        timezone=body.timezone or services.settings.default_timezone,
-        created_at=datetime.now(UTC),
-    )
+    user = new_user(body.id, body.timezone, services.settings.default_timezone)
     try:
         await services.store.create_user(user)
     except AlreadyExists:
@@ -135,9 +143,38 @@ async def unlink_assistant(request: Request, services: Services) -> Response:
     return Response(status_code=204)
 
 
+async def create_connect_link(request: Request, services: Services) -> Response:
+    user_id = request.path_params["user_id"]
+    if await services.store.get_user(user_id) is None:
+        return json_error(404, "no such user")
+    link = services.links.create(user_id)
+    return JSONResponse(
+        {"url": link.url, "expiresAt": link.expires_at.isoformat()}, status_code=201
+    )
+
+
+async def disconnect_google(request: Request, services: Services) -> Response:
+    user_id = request.path_params["user_id"]
+    if await services.store.get_user(user_id) is None:
+        return json_error(404, "no such user")
+    outcome = await disconnect(services, user_id)
+    if outcome is None:
+        return json_error(404, "the user has no Google connection")
+    body: dict[str, Any] = {"disconnected": True, "revoked": outcome.revoked}
+    if outcome.revoke_error:
+        body["revokeError"] = outcome.revoke_error
+    return JSONResponse(body)
+
+
 routes = [
     Route("/api/users", admin_endpoint(create_user), methods=["POST"]),
     Route("/api/users/{user_id}", admin_endpoint(get_user), methods=["GET"]),
+    Route(
+        "/api/users/{user_id}/connect-link",
+        admin_endpoint(create_connect_link),
+        methods=["POST"],
+    ),
+    Route("/api/users/{user_id}/google", admin_endpoint(disconnect_google), methods=["DELETE"]),
     Route("/api/assistants/{assistant_id}", admin_endpoint(link_assistant), methods=["PUT"]),
     Route("/api/assistants/{assistant_id}", admin_endpoint(unlink_assistant), methods=["DELETE"]),
 ]

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from oauth import routes as oauth_routes
 from server import admin
 from server.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_EMULATOR_PATH, Settings
 from server.services import open_services
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/vapi/webhook", vapi_webhook, methods=["POST"]),
         *admin.routes,
+        *oauth_routes.routes,
     ]
     emulator_state = None
     if settings.demo_mode and not settings.google_emulator_url:

@@ -11,16 +11,19 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from server.config import Settings
+    from server.services import Services
 
 T = TypeVar("T")
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     from pydantic import ValidationError
 
     from server.config import Settings
@@ -34,7 +37,7 @@ def _settings():  # type: ignore[no-untyped-def]
         ) from None
 
 
-def _with_services(work: Callable[..., Awaitable[T]]) -> T:
+def _with_services(work: Callable[[Services], Awaitable[T]]) -> T:
     """Run `work(services)` against the configured store, for one-off admin commands."""
     from server.services import ConfigError, open_services
 
@@ -101,8 +104,8 @@ def generate_key() -> None:
 @click.option("--timezone", default=None, help="IANA time zone, e.g. America/New_York")
 def create_user(user_id: str, timezone: str | None) -> None:
     """Create a user (same as POST /api/users)."""
-    from server.admin import valid_timezone
-    from server.store import AlreadyExists, User
+    from server.admin import new_user, valid_timezone
+    from server.store import AlreadyExists
 
     if timezone:
         try:
@@ -110,10 +113,10 @@ def create_user(user_id: str, timezone: str | None) -> None:
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--timezone") from None
 
-    async def work(services) -> None:  # type: ignore[no-untyped-def]
-        tz = timezone or services.settings.default_timezone
+    async def work(services: Services) -> None:
+        user = new_user(user_id, timezone, services.settings.default_timezone)
         try:
-            await services.store.create_user(User(user_id, tz, datetime.now(UTC)))
+            await services.store.create_user(user)
         except AlreadyExists:
             raise click.ClickException(f"user {user_id!r} already exists") from None
 
@@ -128,7 +131,7 @@ def link_assistant(assistant_id: str, user_id: str) -> None:
     """Link a Vapi assistant to a user (same as PUT /api/assistants/{id})."""
     from server.store import NotFound
 
-    async def work(services) -> None:  # type: ignore[no-untyped-def]
+    async def work(services: Services) -> None:
         try:
             await services.store.link_assistant(assistant_id, user_id)
         except NotFound:
@@ -136,6 +139,33 @@ def link_assistant(assistant_id: str, user_id: str) -> None:
 
     _with_services(work)
     click.echo(f"linked {assistant_id} -> {user_id}")
+
+
+@main.command("connect-link")
+@click.argument("user_id")
+def connect_link(user_id: str) -> None:
+    """Print a signed, expiring link the user opens to connect their Google Calendar."""
+
+    async def work(services: Services) -> str:
+        if await services.store.get_user(user_id) is None:
+            raise click.ClickException(f"no user {user_id!r}")
+        link = services.links.create(user_id)
+        return f"{link.url}\n(expires {link.expires_at.isoformat()})"
+
+    click.echo(_with_services(work))
+
+
+@main.command("rotate-key")
+def rotate_key() -> None:
+    """Re-encrypt every stored token with the first ENCRYPTION_KEY.
+
+    Put the new key first and keep the old ones after it, run this, then drop the old keys.
+    """
+
+    async def work(services: Services) -> int:
+        return await services.credentials.rotate_encryption()
+
+    click.echo(f"re-encrypted the tokens of {_with_services(work)} user(s)")
 
 
 def _signed_headers(body: bytes, secret: str | None, hmac_secret: str | None) -> dict[str, str]:

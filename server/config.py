@@ -45,6 +45,13 @@ class Settings(BaseSettings):
 
     encryption_key: SecretStr | None = None
 
+    # End-user pages: the name people see, and how long a connect link works.
+    product_name: str = "Calendar assistant"
+    connect_link_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
+    # Optional signed POST when a user connects, must reconnect, or disconnects.
+    connection_webhook_url: str | None = None
+    connection_webhook_secret: SecretStr | None = None
+
     # Threads that run the synchronous Google client. Each holds one kept-alive connection and
     # one built service; calls are I/O-bound, so this bounds concurrent Google requests.
     google_threads: int = Field(default=32, ge=1, le=512)
@@ -74,13 +81,14 @@ class Settings(BaseSettings):
         "admin_token",
         "google_client_secret",
         "encryption_key",
+        "connection_webhook_secret",
         mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("google_client_id", mode="before")
+    @field_validator("google_client_id", "connection_webhook_url", mode="before")
     @classmethod
     def _empty_client_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from oauth.credentials import CredentialsProvider
 from oauth.endpoints import GoogleEndpoints
+from oauth.links import ConnectLinks
+from oauth.notify import ConnectionNotifier
 from oauth.transport import GoogleThreads
 from oauth.vault import TokenVault, load_or_create_key_file
 from server.config import Settings
@@ -33,8 +36,11 @@ class Services:
     credentials: CredentialsProvider
     gateway: CalendarGateway
     webhook_auth: WebhookAuthenticator
+    links: ConnectLinks
+    notifier: ConnectionNotifier
 
     async def close(self) -> None:
+        await self.notifier.aclose()
         self.threads.shutdown()
         await self.store.close()
 
@@ -69,6 +75,20 @@ def load_vault(settings: Settings) -> TokenVault:
 def check_settings(settings: Settings) -> None:
     if not settings.demo_mode and settings.google_client_secret is None:
         raise ConfigError("GOOGLE_CLIENT_SECRET is required when GOOGLE_CLIENT_ID is set")
+    if settings.connection_webhook_url and settings.connection_webhook_secret is None:
+        raise ConfigError("CONNECTION_WEBHOOK_SECRET is required with CONNECTION_WEBHOOK_URL")
+
+
+def configure_oauthlib(endpoints: GoogleEndpoints) -> None:
+    """oauthlib's process-wide switches, set on purpose.
+
+    Granted scopes are checked by the callback itself (with a message naming what is missing),
+    so oauthlib must not raise on a changed scope set. Plain-http token endpoints are allowed
+    only when Google is an emulator.
+    """
+    os.environ["OAUTHLIB_RELAX_TOKEN_SCOPE"] = "1"  # noqa: S105 - a flag, not a secret
+    if endpoints.is_plain_http:
+        os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
 
 
 async def open_services(settings: Settings) -> Services:
@@ -83,6 +103,13 @@ async def open_services(settings: Settings) -> Services:
         max_workers=settings.google_threads, timeout_seconds=settings.google_timeout_seconds
     )
     endpoints = GoogleEndpoints.for_base(settings.google_base_url)
+    configure_oauthlib(endpoints)
+    notifier = ConnectionNotifier(
+        settings.connection_webhook_url,
+        settings.connection_webhook_secret.get_secret_value()
+        if settings.connection_webhook_secret
+        else None,
+    )
     credentials = CredentialsProvider(
         store=store,
         vault=vault,
@@ -91,6 +118,7 @@ async def open_services(settings: Settings) -> Services:
         client_id=settings.client_id,
         client_secret=settings.client_secret,
         refresh_margin=timedelta(seconds=settings.refresh_margin_seconds),
+        notifier=notifier,
     )
     return Services(
         settings=settings,
@@ -106,4 +134,8 @@ async def open_services(settings: Settings) -> Services:
             if settings.vapi_hmac_secret
             else None,
         ),
+        links=ConnectLinks(
+            vault, settings.public_url, timedelta(minutes=settings.connect_link_minutes)
+        ),
+        notifier=notifier,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from oauth.vault import TokenVault, generate_key
 from server.app import create_app
 from server.config import DEFAULT_SCOPES, Settings
 from server.store import Store, store_from_url
-from tests.servers import serve_in_thread
+from tests.servers import bind_loopback, serve_in_thread
 
 CLIENT_ID = "test-client.apps.googleusercontent.com"
 CLIENT_SECRET = "test-client-secret"
@@ -54,8 +55,8 @@ def emulator(_emulator_server: Emulator) -> Emulator:
 
 def app_settings(tmp_path: Path, emulator_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "database_url": f"sqlite:///{tmp_path / 'data' / 'app.db'}",
         "public_url": "http://127.0.0.1:8000",
+        "database_url": f"sqlite:///{tmp_path / 'data' / 'app.db'}",
         "vapi_secret": VAPI_SECRET,
         "vapi_hmac_secret": HMAC_SECRET,
         "admin_token": ADMIN_TOKEN,
@@ -195,18 +196,31 @@ def tool_calls_message(
     return {"message": message}
 
 
+@contextmanager
+def running_app(tmp_path: Path, emulator: Emulator, **overrides: Any) -> Iterator[App]:
+    """The real server on its own loopback port, PUBLIC_URL pointing at it."""
+    sock, url = bind_loopback()
+    settings = app_settings(tmp_path, emulator.url, public_url=url, **overrides)
+    with (
+        serve_in_thread(create_app(settings), sock=sock),
+        httpx.Client(timeout=30) as http,
+    ):
+        running = App(url, settings, emulator, http)
+        try:
+            yield running
+        finally:
+            running.admin.close()
+
+
 @pytest.fixture
 def app(tmp_path: Path, emulator: Emulator) -> Iterator[App]:
     """A running server with user `ana` (America/New_York) linked and connected."""
-    settings = app_settings(tmp_path, emulator.url)
-    with serve_in_thread(create_app(settings)) as url, httpx.Client(timeout=30) as http:
-        running = App(url, settings, emulator, http)
+    with running_app(tmp_path, emulator) as running:
         running.create_user("ana")
         running.link("asst_ana_haircuts", "ana")
         running.connect_google("ana", "ana@example.com")
         emulator.control.reset_requests()
         yield running
-        running.admin.close()
 
 
 def load_fixture(name: str) -> dict[str, Any]:
