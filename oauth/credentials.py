@@ -259,7 +259,12 @@ class CredentialsProvider:
         return rotated
 
     async def mark_needs_reconnect(self, user_id: str) -> None:
+        connection = await self._store.get_connection(user_id)
+        if connection is None or connection.status == NEEDS_RECONNECT:
+            return
         log.warning(
             "google grant revoked or expired; user must reconnect", extra={"user_id": user_id}
         )
         await self._store.set_connection_status(user_id, NEEDS_RECONNECT)
+        if self._notifier is not None:
+            self._notifier.notify("needs_reconnect", user_id, email=connection.email)
