@@ -7,12 +7,14 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from oauth import routes as oauth_routes
 from server import admin
+from server.access_log import AccessLog
 from server.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_EMULATOR_PATH, Settings
 from server.services import open_services
 from server.webhook import vapi_webhook
@@ -62,4 +64,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await services.close()
 
-    return Starlette(routes=routes, lifespan=lifespan, max_body_size=settings.max_body_bytes)
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(AccessLog)],
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import logging
 import os
 import sys
 import time
@@ -67,6 +66,7 @@ def serve(host: str, port: int) -> None:
     import uvicorn
 
     from server.app import create_app
+    from server.logs import configure_logging
     from server.services import ConfigError, check_settings
 
     # Demo mode's emulator lives on this server, so its URL must be where we listen.
@@ -74,10 +74,7 @@ def serve(host: str, port: int) -> None:
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
         os.environ["PUBLIC_URL"] = f"http://{shown_host}:{port}"
     settings = _settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(settings.log_level)
     try:
         check_settings(settings)
     except ConfigError as exc:
@@ -87,6 +84,8 @@ def serve(host: str, port: int) -> None:
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
+        # uvicorn's access log prints full URLs (connect tokens, OAuth codes); ours redacts.
+        access_log=False,
         timeout_graceful_shutdown=15,
     )
 
