@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -13,6 +14,8 @@ from oauth.consent import ConsentFailure, finish_consent, start_consent
 from oauth.links import LinkError
 from oauth.pages import page
 from server.services import Services
+from server.store import User
+from tools.timeparse import spoken
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +36,22 @@ def _link_failure(services: Services, error: LinkError) -> Response:
     )
 
 
-async def _linked_user(services: Services, token: str) -> tuple[str, datetime]:
+async def _linked_user(services: Services, token: str) -> tuple[User, datetime]:
     user_id, expires_at = services.links.verify(token)
-    if await services.store.get_user(user_id) is None:
+    user = await services.store.get_user(user_id)
+    if user is None:
         raise LinkError(expired=False)
-    return user_id, expires_at
+    return user, expires_at
 
 
 async def connect_page(request: Request) -> Response:
     services: Services = request.app.state.services
     token = request.path_params["token"]
     try:
-        _, expires_at = await _linked_user(services, token)
+        user, expires_at = await _linked_user(services, token)
     except LinkError as error:
         return _link_failure(services, error)
-    expires = expires_at.strftime("%H:%M UTC")
+    expires = spoken(expires_at, ZoneInfo(user.timezone))
     return page(
         "connect.html",
         product=_product(services),
@@ -61,10 +65,10 @@ async def connect_page(request: Request) -> Response:
 async def connect_start(request: Request) -> Response:
     services: Services = request.app.state.services
     try:
-        user_id, _ = await _linked_user(services, request.path_params["token"])
+        user, _ = await _linked_user(services, request.path_params["token"])
     except LinkError as error:
         return _link_failure(services, error)
-    return RedirectResponse(await start_consent(services, user_id), status_code=303)
+    return RedirectResponse(await start_consent(services, user.id), status_code=303)
 
 
 async def google_callback(request: Request) -> Response:

@@ -54,6 +54,8 @@ def consent(
     http = app.http
     landing = http.get(connect_link(app, user_id))
     assert landing.status_code == 200 and 'id="connect"' in landing.text
+    # The expiry is spoken in the user's own zone, e.g. "Sunday, November 22 at 4:05 PM EST".
+    assert re.search(r"works until \w+day, \w+ \d+ at \d+:\d\d [AP]M", landing.text)
     start = http.post(landing.url)
     assert start.status_code == 303
     consent_url = start.headers["location"]
