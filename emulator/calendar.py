@@ -91,6 +91,9 @@ def _flag(request: Request, name: str) -> bool:
 def make_routes(state: EmulatorState) -> list[Route]:
     def endpoint(kind: str, allowed: frozenset[str], fn: Any) -> Handler:
         async def handle(request: Request) -> Response:
+            # Like Google, act on a request once it has fully arrived, even if the client
+            # hangs up while it is being processed (latency is applied after the body).
+            await request.body()
             failed = await gate(state, kind)
             if failed is not None:
                 return failed

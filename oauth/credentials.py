@@ -8,6 +8,9 @@ Refresh policy:
   across processes. Whoever waits re-reads the store afterwards instead of refreshing again.
 - The refreshed token is persisted before it is used; a rotated refresh token is stored too.
 - `invalid_grant` marks the user `needs_reconnect`, and nothing retries it.
+- Tokens of users active within `ACTIVE_WINDOW` are refreshed ahead of time by a background
+  task (`refresh_ahead`, through the same single flight), before a call would have to; the
+  `path` label of the refresh metric tells the two apart.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -28,6 +32,7 @@ from oauth.endpoints import GoogleEndpoints
 from oauth.notify import ConnectionNotifier
 from oauth.transport import GoogleThreads
 from oauth.vault import TokenVault, VaultError
+from server import metrics
 from server.store import GoogleConnection, Store
 from server.store.locks import hold_lease
 from tools.errors import CalendarNotConnected, CalendarUnavailable, ReconnectRequired
@@ -38,6 +43,9 @@ NEEDS_RECONNECT = "needs_reconnect"
 CONNECTED = "connected"
 _LEASE_TTL_SECONDS = 30.0
 _POLL_SECONDS = 0.05
+# A user counts as active (worth refreshing ahead of time) this long after their last call.
+ACTIVE_WINDOW_SECONDS = 3600.0
+_BACKGROUND_PARALLEL = 4
 
 
 def _utcnow() -> datetime:
@@ -106,6 +114,7 @@ class CredentialsProvider:
         self._lease_wait = lease_wait_seconds
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._inflight: dict[str, asyncio.Task[Credentials]] = {}
+        self._active: dict[str, float] = {}  # user id -> monotonic time of the last call
 
     async def store_grant(
         self, user_id: str, grant: Grant, *, email: str | None, subject: str | None
@@ -141,22 +150,56 @@ class CredentialsProvider:
             else None,
         )
 
-    def _fresh(self, connection: GoogleConnection) -> bool:
-        return connection.expiry is None or connection.expiry - self._margin > _utcnow()
+    def _fresh(self, connection: GoogleConnection, margin: timedelta | None = None) -> bool:
+        margin = self._margin if margin is None else margin
+        return connection.expiry is None or connection.expiry - margin > _utcnow()
 
     # -- getting credentials -----------------------------------------------------------------
     async def credentials_for(self, user_id: str) -> Credentials:
+        self._active[user_id] = time.monotonic()
         connection = await self._load(user_id)
         if self._fresh(connection):
             return self._open(connection)
+        return await self._single_flight(user_id, self._margin, "call")
+
+    async def _single_flight(self, user_id: str, margin: timedelta, path: str) -> Credentials:
         task = self._inflight.get(user_id)
         if task is None:
             # One refresh task per user; callers only await it (shielded), so a caller that hangs
             # up does not cancel the refresh the others are waiting for.
-            task = asyncio.create_task(self._refresh_once(user_id))
+            task = asyncio.create_task(self._refresh_once(user_id, margin, path))
             self._inflight[user_id] = task
             task.add_done_callback(lambda _: self._inflight.pop(user_id, None))
         return await asyncio.shield(task)
+
+    async def refresh_ahead(self, horizon: timedelta) -> int:
+        """Refresh tokens of recently active users that expire within margin + `horizon`.
+
+        Run periodically (every `horizon / 2` or more often) this keeps every active user's
+        token outside the hot-path margin, so tool calls never wait for the token endpoint.
+        Returns how many were refreshed.
+        """
+        now = time.monotonic()
+        for user_id, seen in list(self._active.items()):
+            if now - seen > ACTIVE_WINDOW_SECONDS:
+                self._active.pop(user_id, None)
+        margin = self._margin + horizon
+        gate = asyncio.Semaphore(_BACKGROUND_PARALLEL)  # leave threads for tool calls
+
+        async def one(user_id: str) -> bool:
+            async with gate:
+                try:
+                    connection = await self._load(user_id)
+                    if self._fresh(connection, margin):
+                        return False
+                    await self._single_flight(user_id, margin, "background")
+                    return True
+                except Exception:  # one failed user must not stop the others (refresh logs why)
+                    self._active.pop(user_id, None)
+                    return False
+
+        done = await asyncio.gather(*(one(user_id) for user_id in list(self._active)))
+        return sum(done)
 
     async def _load(self, user_id: str) -> GoogleConnection:
         connection = await self._store.get_connection(user_id)
@@ -166,47 +209,58 @@ class CredentialsProvider:
             raise ReconnectRequired()
         return connection
 
-    async def _refresh_once(self, user_id: str) -> Credentials:
+    async def _refresh_once(
+        self, user_id: str, margin: timedelta | None = None, path: str = "call"
+    ) -> Credentials:
         """Refresh under the cross-process lease, or adopt the refresh another process did."""
         lease = f"refresh:{user_id}"
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._lease_wait
+        started = loop.time()
+        deadline = started + self._lease_wait
         while not await self._store.acquire_lease(lease, self._holder, _LEASE_TTL_SECONDS):
             await asyncio.sleep(_POLL_SECONDS)
             connection = await self._load(user_id)
-            if self._fresh(connection):
+            if self._fresh(connection, margin):
                 return self._open(connection)
             if loop.time() > deadline:
                 raise CalendarUnavailable()
+        metrics.LOCK_WAIT_SECONDS.labels(lock="refresh").observe(loop.time() - started)
         try:
             connection = await self._load(user_id)  # re-read: someone may have refreshed
-            if self._fresh(connection):
+            if self._fresh(connection, margin):
                 return self._open(connection)
             creds = self._open(connection)
             if not creds.refresh_token:
                 await self.mark_needs_reconnect(user_id)
                 raise ReconnectRequired()
-            await self._refresh(user_id, creds)
+            await self._refresh(user_id, creds, path)
             await self.persist(user_id, creds, connection)
             return creds
         finally:
             await self._store.release_lease(lease, self._holder)
 
-    async def _refresh(self, user_id: str, creds: Credentials) -> None:
+    async def _refresh(self, user_id: str, creds: Credentials, path: str = "call") -> None:
         def refresh() -> None:
             creds.refresh(google_auth_httplib2.Request(self._threads.http()))
 
+        outcome = "ok"
         try:
             await self._threads.run(refresh)
         except RefreshError as exc:
             if is_invalid_grant(exc):
+                outcome = "invalid_grant"
                 await self.mark_needs_reconnect(user_id)
                 raise ReconnectRequired() from None
+            outcome = "failed"
             log.warning("token refresh failed", extra={"user_id": user_id})
             raise CalendarUnavailable() from None
         except (TransportError, OSError):
+            outcome = "unreachable"
             log.warning("token endpoint unreachable", extra={"user_id": user_id})
             raise CalendarUnavailable() from None
+        finally:
+            metrics.REFRESHES.labels(path=path, outcome=outcome).inc()
+            log.info("token refresh", extra={"user_id": user_id, "path": path, "outcome": outcome})
 
     async def persist(
         self, user_id: str, creds: Credentials, previous: GoogleConnection | None = None

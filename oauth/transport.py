@@ -9,14 +9,27 @@ handed over with `run`, so the event loop only ever awaits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import http.client
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import httplib2
+from google.auth.exceptions import TransportError
+
+from server import metrics
 
 T = TypeVar("T")
+
+_STALE_CONNECTION = (
+    BrokenPipeError,
+    ConnectionResetError,  # includes http.client.RemoteDisconnected
+    ConnectionAbortedError,
+    http.client.BadStatusLine,
+)
 
 
 class GoogleThreads:
@@ -45,7 +58,45 @@ class GoogleThreads:
         return value
 
     async def run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        # The caller's context (request id for log lines) goes along into the worker.
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, context.run, self._counted, fn
+        )
+
+    def _counted(self, fn: Callable[[], T]) -> T:
+        metrics.GOOGLE_THREADS_BUSY.inc()
+        try:
+            reused = self._has_connections()
+            try:
+                return fn()
+            except _STALE_CONNECTION:
+                # A kept-alive connection the server closed while it sat idle fails at once
+                # (broken pipe, reset, empty status line) before the server saw the request.
+                # httplib2 does not reconnect for POST, so: a fresh connection, once, here.
+                self._drop_connections()
+                if not reused:
+                    raise
+                return fn()
+        except (OSError, httplib2.HttpLib2Error, http.client.HTTPException, TransportError):
+            # Never hand a possibly broken connection to the next request on this thread.
+            self._drop_connections()
+            raise
+        finally:
+            metrics.GOOGLE_THREADS_BUSY.dec()
+
+    def _has_connections(self) -> bool:
+        http = getattr(self._local, "http", None)
+        return bool(http is not None and http.connections)
+
+    def _drop_connections(self) -> None:
+        http = getattr(self._local, "http", None)
+        if http is None:
+            return
+        for connection in list(http.connections.values()):
+            with contextlib.suppress(Exception):
+                connection.close()
+        http.connections.clear()
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

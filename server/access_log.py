@@ -3,6 +3,11 @@
 uvicorn's own access log prints the full URL, which here would include connect-link tokens
 (`/connect/<token>`) and OAuth `code`/`state` query parameters. This one logs the method, the
 path with token segments replaced, never the query string, the status and the duration.
+
+Every request gets a request id: the caller's `x-request-id` when it is a sane token (so a
+proxy's id carries through), else a fresh one. It is echoed in the response's `x-request-id`
+and set in `server.logs.request_id`, so every log line written while serving the request
+carries it.
 """
 
 from __future__ import annotations
@@ -10,12 +15,16 @@ from __future__ import annotations
 import logging
 import re
 import time
+import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.logs import request_id
 
 log = logging.getLogger("vapi_calendar.access")
 
 _SECRET_SEGMENTS = re.compile(r"^/connect/[^/]+")
+_SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 
 def redact(path: str) -> str:
@@ -32,20 +41,34 @@ class AccessLog:
             return
         started = time.perf_counter()
         status = 500
+        rid = incoming_request_id(scope) or uuid.uuid4().hex
+        token = request_id.set(rid)
 
         async def send_and_record(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_record)
         finally:
+            path = redact(scope["path"])
+            ms = round((time.perf_counter() - started) * 1000, 1)
             log.info(
                 "%s %s %d %.1fms",
                 scope["method"],
-                redact(scope["path"]),
+                path,
                 status,
-                (time.perf_counter() - started) * 1000,
+                ms,
+                extra={"method": scope["method"], "path": path, "status": status, "ms": ms},
             )
+            request_id.reset(token)
+
+
+def incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            return value.decode() if _SANE_REQUEST_ID.fullmatch(value) else None
+    return None

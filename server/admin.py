@@ -18,6 +18,7 @@ from oauth.disconnect import disconnect
 from server.services import Services
 from server.store import AlreadyExists, GoogleConnection, NotFound, User
 from server.webhook import json_error
+from tools.rules import BookingRules, InvalidStoredRules, RulesError, merge_rules
 
 # Ids appear in URLs and logs; keep them boring.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
@@ -50,6 +51,28 @@ class CreateUser(BaseModel):
     @classmethod
     def _known_timezone(cls, value: str | None) -> str | None:
         return value if value is None else valid_timezone(value)
+
+
+class UpdateUser(BaseModel):
+    """A partial update: only the fields sent change; `rules` keys merge into the stored ones."""
+
+    model_config = ConfigDict(extra="forbid")
+    timezone: str | None = None
+    rules: dict[str, Any] | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        return value if value is None else valid_timezone(value)
+
+
+def updated_rules(user: User, timezone: str | None, patch: dict[str, Any] | None) -> dict[str, Any]:
+    """The user's stored rules after an update; raises RulesError naming the bad field."""
+    rules = merge_rules(user.rules, patch) if patch is not None else dict(user.rules)
+    if timezone is not None:
+        # An owner-chosen zone must not be replaced by the calendar's at connect time.
+        rules[TIMEZONE_FROM_CALENDAR] = "owner"
+    return rules
 
 
 class LinkAssistant(BaseModel):
@@ -96,11 +119,20 @@ def admin_endpoint(handler: AdminHandler) -> Callable[[Request], Awaitable[Respo
     return endpoint
 
 
+def effective_rules(user: User) -> dict[str, Any] | None:
+    """The rules tools apply (defaults filled in); None if the stored ones are invalid."""
+    try:
+        return BookingRules.for_user(user.rules).to_json()
+    except InvalidStoredRules:
+        return None
+
+
 def user_json(user: User, connection: GoogleConnection | None) -> dict[str, Any]:
     return {
         "id": user.id,
         "timezone": user.timezone,
         "createdAt": user.created_at.isoformat(),
+        "rules": effective_rules(user),
         "google": {
             "connected": connection is not None and connection.status == "connected",
             "status": connection.status if connection else "not_connected",
@@ -123,6 +155,23 @@ async def get_user(request: Request, services: Services) -> Response:
     user_id = request.path_params["user_id"]
     user = await services.store.get_user(user_id)
     if user is None:
+        return json_error(404, "no such user")
+    return JSONResponse(user_json(user, await services.store.get_connection(user_id)))
+
+
+async def update_user(request: Request, services: Services) -> Response:
+    user_id = request.path_params["user_id"]
+    body = await read_body(request, UpdateUser)
+    user = await services.store.get_user(user_id)
+    if user is None:
+        return json_error(404, "no such user")
+    try:
+        rules = updated_rules(user, body.timezone, body.rules)
+    except RulesError as exc:
+        raise BadRequest(str(exc)) from None
+    try:
+        user = await services.store.update_user(user_id, timezone=body.timezone, rules=rules)
+    except NotFound:
         return json_error(404, "no such user")
     return JSONResponse(user_json(user, await services.store.get_connection(user_id)))
 
@@ -166,9 +215,24 @@ async def disconnect_google(request: Request, services: Services) -> Response:
     return JSONResponse(body)
 
 
+async def delete_user(request: Request, services: Services) -> Response:
+    """Offboarding: revoke the Google grant (best effort), then delete every record."""
+    user_id = request.path_params["user_id"]
+    if await services.store.get_user(user_id) is None:
+        return json_error(404, "no such user")
+    outcome = await disconnect(services, user_id)
+    await services.store.delete_user(user_id)
+    body: dict[str, Any] = {"deleted": True, "revoked": outcome.revoked if outcome else None}
+    if outcome and outcome.revoke_error:
+        body["revokeError"] = outcome.revoke_error
+    return JSONResponse(body)
+
+
 routes = [
     Route("/api/users", admin_endpoint(create_user), methods=["POST"]),
     Route("/api/users/{user_id}", admin_endpoint(get_user), methods=["GET"]),
+    Route("/api/users/{user_id}", admin_endpoint(update_user), methods=["PATCH"]),
+    Route("/api/users/{user_id}", admin_endpoint(delete_user), methods=["DELETE"]),
     Route(
         "/api/users/{user_id}/connect-link",
         admin_endpoint(create_connect_link),

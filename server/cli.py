@@ -74,7 +74,7 @@ def serve(host: str, port: int) -> None:
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
         os.environ["PUBLIC_URL"] = f"http://{shown_host}:{port}"
     settings = _settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         check_settings(settings)
     except ConfigError as exc:
@@ -86,7 +86,10 @@ def serve(host: str, port: int) -> None:
         log_level=settings.log_level.lower(),
         # uvicorn's access log prints full URLs (connect tokens, OAuth codes); ours redacts.
         access_log=False,
-        timeout_graceful_shutdown=15,
+        # Logging is ours (JSON): uvicorn's own lines go through the root logger too.
+        log_config=None,
+        # On SIGTERM: stop accepting, let in-flight tool calls finish within their budget.
+        timeout_graceful_shutdown=int(settings.tool_budget_seconds) + 5,
     )
 
 
@@ -165,6 +168,83 @@ def rotate_key() -> None:
         return await services.credentials.rotate_encryption()
 
     click.echo(f"re-encrypted the tokens of {_with_services(work)} user(s)")
+
+
+@main.command("set-rules")
+@click.argument("user_id")
+@click.option(
+    "--file",
+    "path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help='JSON object of rules to change (same as PATCH /api/users/{id} "rules").',
+)
+@click.option("--timezone", default=None, help="Also set the user's IANA time zone.")
+def set_rules(user_id: str, path: str, timezone: str | None) -> None:
+    """Change a user's booking rules (merged into the current ones) and print the result."""
+    from server.admin import effective_rules, updated_rules, valid_timezone
+    from server.store import NotFound
+    from tools.rules import RulesError
+
+    if timezone:
+        try:
+            valid_timezone(timezone)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--timezone") from None
+    try:
+        patch = json.loads(Path(path).read_text())
+    except ValueError as exc:
+        raise click.ClickException(f"{path}: not valid JSON ({exc})") from None
+
+    async def work(services: Services) -> dict:
+        user = await services.store.get_user(user_id)
+        if user is None:
+            raise click.ClickException(f"no user {user_id!r}")
+        try:
+            rules = updated_rules(user, timezone, patch)
+        except RulesError as exc:
+            raise click.ClickException(str(exc)) from None
+        try:
+            user = await services.store.update_user(user_id, timezone=timezone, rules=rules)
+        except NotFound:
+            raise click.ClickException(f"no user {user_id!r}") from None
+        return {"id": user.id, "timezone": user.timezone, "rules": effective_rules(user)}
+
+    click.echo(json.dumps(_with_services(work), indent=2))
+
+
+@main.command("vapi-tools")
+@click.option(
+    "--server-url",
+    required=True,
+    help="This server's public URL (the webhook path /vapi/webhook is added if missing).",
+)
+@click.option("--credential-id", default=None, help="Vapi credential that authenticates webhooks.")
+@click.option(
+    "--timezone",
+    default="UTC",
+    show_default=True,
+    help="The user's IANA time zone, for the system-prompt snippet's current date.",
+)
+@click.option("--timeout-seconds", default=20, show_default=True, type=click.IntRange(1, 300))
+def vapi_tools(
+    server_url: str, credential_id: str | None, timezone: str, timeout_seconds: int
+) -> None:
+    """Print Vapi tool definitions (bodies for POST /tool) and a system-prompt snippet."""
+    from server.admin import valid_timezone
+    from tools.definitions import vapi_tools as definitions
+
+    try:
+        valid_timezone(timezone)
+        output = definitions(
+            server_url,
+            credential_id=credential_id,
+            timezone=timezone,
+            timeout_seconds=timeout_seconds,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(output, indent=2))
 
 
 def _signed_headers(body: bytes, secret: str | None, hmac_secret: str | None) -> dict[str, str]:

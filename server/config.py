@@ -7,6 +7,7 @@ three in step. Secrets are `SecretStr` so they never render in a repr, a log lin
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -56,14 +57,29 @@ class Settings(BaseSettings):
     # one built service; calls are I/O-bound, so this bounds concurrent Google requests.
     google_threads: int = Field(default=32, ge=1, le=512)
     google_timeout_seconds: float = Field(default=8.0, gt=0, le=60)
-    # Refresh access tokens this long before they expire, so tool calls never wait for one.
-    refresh_margin_seconds: int = Field(default=300, ge=0, le=3000)
+    # Refresh access tokens this long before they expire, so tool calls never wait for one. At
+    # least google-auth's own threshold (225 s): below it the client library would refresh
+    # inside calls, bypassing the single-flight refresh.
+    refresh_margin_seconds: int = Field(default=300, ge=225, le=3000)
     # Every tool call answers within this budget (below Vapi's default 20 s tool timeout),
     # with a clear error rather than silence when Google is too slow.
     tool_budget_seconds: float = Field(default=10.0, gt=0, le=290)
+    # Tool calls one user may have in flight; more wait briefly, then answer "busy", so one
+    # tenant cannot take every Google thread from the others.
+    max_concurrent_calls_per_user: int = Field(default=8, ge=1, le=1000)
+    # How often tokens of recently active users are refreshed ahead of expiry in the
+    # background, so a tool call never waits for a refresh (0 = off).
+    background_refresh_seconds: float = Field(default=30.0, ge=0, le=600)
+    # A booking holds a per-calendar lease in the store; if its process dies mid-booking the
+    # lease frees itself after this long. Keep it above TOOL_BUDGET_SECONDS +
+    # GOOGLE_TIMEOUT_SECONDS (the longest a live holder can still be inserting).
+    booking_lease_seconds: float = Field(default=30.0, ge=1, le=600)
     default_timezone: str = "UTC"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     log_level: str = "info"
+    # `json` (one object per line: request id, call id, tool, user id, latency, outcome) or
+    # `text` for reading by eye.
+    log_format: Literal["json", "text"] = "json"
 
     @field_validator("public_url", "google_emulator_url")
     @classmethod

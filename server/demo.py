@@ -27,6 +27,13 @@ DEMO_USER = "demo"
 DEMO_ASSISTANT = "demo-assistant"
 DEMO_EMAIL = "demo@example.com"
 DEMO_TIMEZONE = "America/New_York"
+# Open every day, so the banner's "tomorrow" example has free slots even on a weekend.
+DEMO_RULES = {
+    "workingHours": {
+        day: [{"start": "09:00", "end": "17:00"}]
+        for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    }
+}
 
 
 def _demo_day() -> date:
@@ -93,7 +100,9 @@ async def start_demo(services: Services, state: EmulatorState | None) -> None:
     else:  # an external emulator (GOOGLE_EMULATOR_URL): its HTTP hooks, off the loop
         grant = await asyncio.to_thread(_seed_remote, base, settings.scopes)
     with contextlib.suppress(AlreadyExists):
-        await services.store.create_user(User(DEMO_USER, DEMO_TIMEZONE, datetime.now(UTC)))
+        await services.store.create_user(
+            User(DEMO_USER, DEMO_TIMEZONE, datetime.now(UTC), rules=DEMO_RULES)
+        )
     await services.store.link_assistant(DEMO_ASSISTANT, DEMO_USER)
     await services.credentials.store_grant(DEMO_USER, grant, email=DEMO_EMAIL, subject=None)
     print(banner(settings.public_url, services), file=sys.stderr, flush=True)

@@ -15,6 +15,7 @@ from oauth.notify import ConnectionNotifier
 from oauth.transport import GoogleThreads
 from oauth.vault import TokenVault, load_or_create_key_file
 from server.config import Settings
+from server.limits import UserLimiter
 from server.store import Store, store_from_url
 from server.webhook_auth import WebhookAuthenticator
 from tools.google_calendar import CalendarGateway
@@ -38,6 +39,7 @@ class Services:
     webhook_auth: WebhookAuthenticator
     links: ConnectLinks
     notifier: ConnectionNotifier
+    user_limiter: UserLimiter
 
     async def close(self) -> None:
         await self.notifier.aclose()
@@ -138,4 +140,9 @@ async def open_services(settings: Settings) -> Services:
             vault, settings.public_url, timedelta(minutes=settings.connect_link_minutes)
         ),
         notifier=notifier,
+        user_limiter=UserLimiter(
+            settings.max_concurrent_calls_per_user,
+            # Over the cap a call waits up to half its budget for a slot, then answers "busy".
+            wait_seconds=min(5.0, settings.tool_budget_seconds / 2),
+        ),
     )

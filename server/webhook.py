@@ -17,6 +17,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from server import metrics
+from server.limits import UserBusy
 from server.resolve import resolve_user
 from server.services import Services
 from server.store import User
@@ -33,6 +35,7 @@ from tools.context import ToolContext
 from tools.errors import InvalidArguments, ToolError, UnknownTool
 from tools.google_calendar import UserCalendar
 from tools.registry import TOOLS
+from tools.retry import time_budget
 
 log = logging.getLogger(__name__)
 
@@ -94,17 +97,31 @@ async def answer_tool_calls(services: Services, message: ServerMessage) -> dict[
 async def _answer_one(
     services: Services, message: ServerMessage, call: ToolCall, user: User | ToolError
 ) -> dict[str, Any]:
+    budget = services.settings.tool_budget_seconds
+    tool = metrics.tool_label(call.name, TOOLS)
+    started = time.perf_counter()
+    outcome = "ok"
+    metrics.TOOL_CALLS_IN_FLIGHT.inc()
     try:
-        async with asyncio.timeout(services.settings.tool_budget_seconds):
-            result = await _run_tool(services, message, call, user)
+        # The deadline (for retries deep down) and the hard stop share one budget.
+        with time_budget(budget):
+            async with asyncio.timeout(budget):
+                result = await _run_tool(services, message, call, user)
     except ToolError as exc:
+        outcome = "busy" if isinstance(exc, UserBusy) else "error"
         return tool_result(call.id, call.name, error=exc.message)
     except TimeoutError:
-        log.warning("tool call exceeded its time budget", extra={"tool": call.name})
+        outcome = "timeout"
+        log.warning("tool call exceeded its time budget", extra={"tool": tool})
         return tool_result(call.id, call.name, error=TOO_SLOW)
     except Exception:
-        log.exception("tool call failed unexpectedly", extra={"tool": call.name})
+        outcome = "unexpected"
+        log.exception("tool call failed unexpectedly", extra={"tool": tool})
         return tool_result(call.id, call.name, error=UNEXPECTED)
+    finally:
+        metrics.TOOL_CALLS_IN_FLIGHT.dec()
+        metrics.TOOL_CALLS.labels(tool=tool, outcome=outcome).inc()
+        metrics.TOOL_SECONDS.labels(tool=tool).observe(time.perf_counter() - started)
     return tool_result(call.id, call.name, result=json.dumps(result, separators=(",", ":")))
 
 
@@ -126,5 +143,9 @@ async def _run_tool(
         call=message.call,
         tool_call_id=call.id,
         now=datetime.now(UTC),
+        booking_lease_seconds=services.settings.booking_lease_seconds,
     )
-    return await handler(context, call.arguments)
+    # The cap guards the shared Google threads; waiting for a token refresh (one shared
+    # refresh per user) takes none, so it does not count.
+    async with services.user_limiter.slot(user.id):
+        return await handler(context, call.arguments)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from oauth.vault import TokenVault, generate_key
 from server.app import create_app
 from server.config import DEFAULT_SCOPES, Settings
 from server.store import Store, store_from_url
+from tests import mongo_server
 from tests.servers import bind_loopback, serve_in_thread
 
 CLIENT_ID = "test-client.apps.googleusercontent.com"
@@ -213,10 +215,12 @@ def running_app(tmp_path: Path, emulator: Emulator, **overrides: Any) -> Iterato
 
 
 @pytest.fixture
-def app(tmp_path: Path, emulator: Emulator) -> Iterator[App]:
+def app(tmp_path: Path, emulator: Emulator, database_url: str) -> Iterator[App]:
     """A running server with user `ana` (America/New_York) linked and connected."""
-    with running_app(tmp_path, emulator) as running:
+    with running_app(tmp_path, emulator, database_url=database_url) as running:
         running.create_user("ana")
+        # The suite books in 2031, so the default 60-day booking horizon must not refuse it.
+        running.admin.patch("/api/users/ana", json={"rules": {"bookingHorizonDays": 3650}})
         running.link("asst_ana_haircuts", "ana")
         running.connect_google("ana", "ana@example.com")
         emulator.control.reset_requests()
@@ -225,3 +229,45 @@ def app(tmp_path: Path, emulator: Emulator) -> Iterator[App]:
 
 def load_fixture(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / name).read_text())
+
+
+# == Database backends (MongoDB issue #4) =========================================================
+# `app` (and so every end-to-end webhook test) runs once per backend. The Mongo leg needs a
+# MongoDB-protocol server: TEST_MONGODB_URL, else `ferretdb`/`mongod` from PATH started here.
+
+BACKENDS = ["sqlite", "mongo"]
+
+
+@pytest.fixture(scope="session")
+def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a MongoDB-protocol server for this session (per-test databases go on it)."""
+    if url := os.environ.get("TEST_MONGODB_URL"):
+        yield url
+        return
+    binary = mongo_server.find_binary()
+    if binary is None:
+        mongo_server.unavailable(
+            "MongoDB leg: set TEST_MONGODB_URL or put ferretdb/mongod on PATH (see .ci/run)"
+        )
+        return
+    data_dir = tmp_path_factory.mktemp("mongodb")
+    port = mongo_server.free_port()
+    proc = mongo_server.start_server(binary, port, data_dir)
+    try:
+        yield f"mongodb://127.0.0.1:{port}/"
+    finally:
+        mongo_server.stop_server(proc)
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'app.db'}"
+        return
+    base: str = request.getfixturevalue("mongodb_url")
+    url = mongo_server.with_database(base, mongo_server.unique_database_name())
+    try:
+        yield url
+    finally:
+        mongo_server.drop_database(url)

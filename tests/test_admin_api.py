@@ -78,3 +78,14 @@ def test_link_and_unlink_assistants(app: App) -> None:
         "checkAvailability", {"startDateTime": "2031-03-11T09:00:00"}, assistant_id="a1"
     )
     assert "not linked" in result["error"]
+
+
+def test_deleting_a_user_revokes_and_forgets_everything(app: App) -> None:
+    response = app.admin.delete("/api/users/ana")
+    assert response.json() == {"deleted": True, "revoked": True}
+    assert app.emulator.control.requests().get("revoke") == 1
+    assert app.admin.get("/api/users/ana").status_code == 404
+    assert app.connection("ana") is None
+    result = app.call_tool("checkAvailability", {"startDateTime": "2031-03-11T09:00:00"})
+    assert "not linked" in result["error"]  # the assistant link went with the user
+    assert app.admin.delete("/api/users/ana").status_code == 404

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -11,7 +12,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -65,6 +68,9 @@ def serve_process(cwd: Path, **env: str) -> Iterator[Served]:
 
 
 def check_availability_body(assistant_id: str) -> dict:
+    # Tomorrow 9:00 in the demo user's zone: booking rules (60-day horizon) refuse far dates,
+    # and the demo user is open every day, 9:00-17:00, with tomorrow's first event at 10:00.
+    tomorrow = (datetime.now(ZoneInfo("America/New_York")) + timedelta(days=1)).date()
     return {
         "message": {
             "type": "tool-calls",
@@ -75,7 +81,7 @@ def check_availability_body(assistant_id: str) -> dict:
                     "type": "function",
                     "function": {
                         "name": "checkAvailability",
-                        "arguments": {"startDateTime": "2031-03-11T09:00:00"},
+                        "arguments": {"startDateTime": f"{tomorrow}T09:00:00"},
                     },
                 }
             ],
@@ -129,3 +135,11 @@ def test_logs_never_contain_credentials(tmp_path: Path) -> None:
     assert "GET /connect/<token> 200" in output  # requests are logged, redacted
     for credential in (admin, secret, token, state, "CODE-MUST-NOT-LOG", "ya29."):
         assert credential not in output, f"{credential[:12]}… leaked into the log"
+    # Log lines are JSON objects (the demo banner is plain text on purpose).
+    logged = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    access = [entry for entry in logged if entry["logger"] == "vapi_calendar.access"]
+    assert access and all(entry["request_id"] and "ms" in entry for entry in access)
+    (answered,) = [entry for entry in logged if entry["msg"] == "tool calls answered"]
+    assert answered["user_id"] == "demo" and answered["outcomes"] == ["ok"]
+    assert answered["tools"] == ["checkAvailability"] and answered["call_id"] == "c"
+    assert answered["request_id"] in {entry["request_id"] for entry in access}

@@ -11,12 +11,13 @@ import multiprocessing
 import os
 import stat
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import pymongo
 import pytest
 import pytest_asyncio
 
@@ -30,21 +31,31 @@ from server.store import (
     User,
     store_from_url,
 )
+from server.store.mongo import MongoStore
 from server.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from tests import mongo_server
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "mongo"]
 
 StoreFactory = Callable[[], Store]
 
 
 @pytest.fixture(params=BACKENDS)
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """A factory of unopened stores that all share the same backing database."""
     if request.param == "sqlite":
         # A not-yet-existing directory also checks that open() creates it.
         path = str(tmp_path / "data" / "store.db")
-        return lambda: SQLiteStore(path)
-    raise AssertionError(f"unknown backend {request.param}")
+        yield lambda: SQLiteStore(path)
+    elif request.param == "mongo":
+        base: str = request.getfixturevalue("mongodb_url")
+        url = mongo_server.with_database(base, mongo_server.unique_database_name())
+        try:
+            yield lambda: MongoStore(url)
+        finally:
+            mongo_server.drop_database(url)
+    else:
+        raise AssertionError(f"unknown backend {request.param}")
 
 
 @pytest_asyncio.fixture
@@ -168,6 +179,12 @@ async def test_non_utc_created_at_comes_back_as_the_same_instant_in_utc(store: S
     assert got is not None
     _assert_aware_utc(got.created_at)
     assert got.created_at == _utc(2025, 3, 1, 10, 0)
+
+
+async def test_naive_datetimes_are_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await store.create_user(_user(created_at=datetime(2025, 1, 1)))
+    assert await store.get_user("u1") is None
 
 
 async def test_rules_round_trip_as_a_dict(store: Store) -> None:
@@ -457,6 +474,21 @@ async def test_concurrent_acquires_have_exactly_one_winner(store: Store) -> None
     assert await store.acquire_lease("refresh:u1", "someone-else", 30) is False
 
 
+async def test_concurrent_takeover_of_an_expired_lease_has_exactly_one_winner(
+    store: Store,
+) -> None:
+    # The harder race: the key exists, so uniqueness alone does not decide; replacing the
+    # expired holder must still be a single atomic step.
+    for round_ in range(3):
+        name = f"lock-{round_}"
+        assert await store.acquire_lease(name, "old", 0.05) is True
+        await asyncio.sleep(0.1)
+        holders = [f"holder-{i}" for i in range(30)]
+        results = await asyncio.gather(*(store.acquire_lease(name, h, 30) for h in holders))
+        assert results.count(True) == 1, results
+        assert await store.acquire_lease(name, "old", 30) is False
+
+
 async def test_leases_with_different_names_are_independent(store: Store) -> None:
     assert await store.acquire_lease("a", "h1", 30) is True
     assert await store.acquire_lease("b", "h2", 30) is True
@@ -523,6 +555,47 @@ async def test_expired_record_is_hidden_and_can_be_taken_over(store: Store) -> N
     assert await store.put_record("k", "new", 60) is True
     assert await store.get_record("k") == "new"
     assert await store.put_record("k", "newer", 60) is False
+
+
+async def test_concurrent_takeover_of_an_expired_record_has_exactly_one_winner(
+    store: Store,
+) -> None:
+    assert await store.put_record("k", "old", 0.05) is True
+    await asyncio.sleep(0.1)
+    values = [f"value-{i}" for i in range(30)]
+    results = await asyncio.gather(*(store.put_record("k", v, 60) for v in values))
+    assert results.count(True) == 1, results
+    assert await store.get_record("k") == values[results.index(True)]
+
+
+async def test_two_stores_on_one_database_contend_correctly(make_store: StoreFactory) -> None:
+    # Two handles are what two server processes have: separate connections (pools) to one
+    # database; every guarantee must hold across them.
+    a, b = make_store(), make_store()
+    await a.open()
+    await b.open()
+    try:
+        attempts = [((a, b)[i % 2], f"holder-{i}") for i in range(50)]
+        results = await asyncio.gather(*(s.acquire_lease("L", h, 30) for s, h in attempts))
+        assert results.count(True) == 1
+        winner = attempts[results.index(True)][1]
+        assert await b.acquire_lease("L", winner, 30) is True
+        await a.release_lease("L", "not-the-holder")
+        assert await b.acquire_lease("L", "not-the-holder", 30) is False
+
+        await a.put_oauth_state(_state())
+        now = datetime.now(UTC)
+        consumed = await asyncio.gather(
+            *((a, b)[i % 2].consume_oauth_state("h1", now) for i in range(20))
+        )
+        assert sum(r is not None for r in consumed) == 1
+
+        puts = await asyncio.gather(*((a, b)[i % 2].put_record("R", str(i), 60) for i in range(50)))
+        assert puts.count(True) == 1
+        assert await b.get_record("R") == str(puts.index(True))
+    finally:
+        await a.close()
+        await b.close()
 
 
 async def test_records_are_independent(store: Store) -> None:
@@ -679,13 +752,14 @@ async def test_sqlite_lock_timeout_becomes_a_short_store_error(sqlite_path: str)
         await s.close()
 
 
-def _lease_worker(path: str, tag: str, barrier: Any, attempts: int, results: Any) -> None:
+def _lease_worker(url: str, tag: str, barrier: Any, attempts: int, results: Any) -> None:
     """Runs in a spawned process: its own event loop and store, racing for one lease."""
 
     async def run() -> list[str]:
-        s = SQLiteStore(path)
+        s = store_from_url(url)
         await s.open()
         try:
+            await s.ping()  # connected (and, for MongoDB, indexes in place) before racing
             barrier.wait(timeout=30)  # start hammering at the same moment as the other process
             won: list[str] = []
             for i in range(attempts):
@@ -703,13 +777,13 @@ def _lease_worker(path: str, tag: str, barrier: Any, attempts: int, results: Any
         raise
 
 
-def _race_in_processes(path: str, attempts: int) -> dict[str, Any]:
+def _race_in_processes(url: str, attempts: int) -> dict[str, Any]:
     """Two spawned processes race for one lease; returns each one's winning holders."""
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(2)
     results = ctx.Queue()
     procs = [
-        ctx.Process(target=_lease_worker, args=(path, tag, barrier, attempts, results))
+        ctx.Process(target=_lease_worker, args=(url, tag, barrier, attempts, results))
         for tag in ("p1", "p2")
     ]
     for p in procs:
@@ -727,12 +801,16 @@ def _race_in_processes(path: str, attempts: int) -> dict[str, Any]:
 
 
 async def test_two_processes_share_one_lease(sqlite_path: str) -> None:
-    outcomes = await asyncio.to_thread(_race_in_processes, sqlite_path, 200)
+    await _check_two_processes_share_one_lease(f"sqlite:///{sqlite_path}")
+
+
+async def _check_two_processes_share_one_lease(url: str) -> None:
+    outcomes = await asyncio.to_thread(_race_in_processes, url, 200)
     assert set(outcomes) == {"p1", "p2"}
     winners = [h for won in outcomes.values() for h in won]
     assert len(winners) == 1, winners
 
-    s = SQLiteStore(sqlite_path)
+    s = store_from_url(url)
     await s.open()
     try:
         assert await s.acquire_lease("shared", winners[0], 60) is True
@@ -740,3 +818,103 @@ async def test_two_processes_share_one_lease(sqlite_path: str) -> None:
         assert await s.acquire_lease("shared", loser, 60) is False
     finally:
         await s.close()
+
+
+# == MongoDB only =================================================================================
+
+
+@pytest.fixture
+def mongo_url(mongodb_url: str) -> Iterator[str]:
+    url = mongo_server.with_database(mongodb_url, mongo_server.unique_database_name())
+    try:
+        yield url
+    finally:
+        mongo_server.drop_database(url)
+
+
+def test_mongo_store_from_url_takes_the_database_from_the_path() -> None:
+    s = store_from_url("mongodb://db1.example.net:27017,db2.example.net/calendar?replicaSet=rs0")
+    assert isinstance(s, MongoStore) and s.database_name == "calendar"
+    srv = store_from_url("mongodb+srv://user:pw@cluster0.example.net/prod?retryWrites=true")
+    assert isinstance(srv, MongoStore) and srv.database_name == "prod"
+    assert MongoStore("mongodb://127.0.0.1:1").database_name == "vapi_calendar"
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("mongodb://", "hostname"),
+        ("mongodb://h:99999/db", "Port"),
+        ("mongodb://admin:s3cr3t:x@h/db", "escaped"),
+        ("mongodb+srv://h:27017/db", "port"),
+        ("mongodb://h/bad name", "database"),
+    ],
+)
+def test_malformed_mongo_url_fails_clearly_without_echoing_it(url: str, reason: str) -> None:
+    with pytest.raises(ValueError, match="not a valid MongoDB URL") as excinfo:
+        store_from_url(url)
+    assert reason.lower() in str(excinfo.value).lower()
+    assert "s3cr3t" not in str(excinfo.value)
+
+
+async def test_mongo_unreachable_at_open_is_not_fatal_but_ping_fails_fast() -> None:
+    port = mongo_server.free_port()  # nothing listens there
+    s = MongoStore(f"mongodb://127.0.0.1:{port}/x?serverSelectionTimeoutMS=300")
+    await s.open()  # the server must be able to start while the database is down
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="unreachable"):
+            await s.ping()
+        assert time.monotonic() - started < 5
+        # Callers waiting for the database fail together, not one server timeout after another.
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(s.get_user(f"u{i}") for i in range(20)), return_exceptions=True
+        )
+        assert all(isinstance(r, StoreError) and "unreachable" in str(r) for r in results)
+        assert time.monotonic() - started < 3
+    finally:
+        await s.close()
+
+
+async def test_mongo_indexes_are_created_idempotently(mongo_url: str) -> None:
+    first, second = MongoStore(mongo_url), MongoStore(mongo_url)
+    await first.open()
+    await second.open()
+    try:
+        await first.ping()
+        await second.ping()  # the same indexes again: no conflict
+        raw = pymongo.AsyncMongoClient(mongo_url)
+        try:
+            db = raw.get_default_database()
+            for collection in ("leases", "records"):
+                info = await db[collection].index_information()
+                unique = [spec for spec in info.values() if spec.get("unique")]
+                assert [spec["key"] for spec in unique] == [[("key", 1)]], collection
+        finally:
+            await raw.close()
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_mongo_stores_times_as_bson_dates(mongo_url: str) -> None:
+    s = MongoStore(mongo_url)
+    await s.open()
+    try:
+        await s.create_user(_user())
+        raw = pymongo.AsyncMongoClient(mongo_url, tz_aware=True)
+        try:
+            doc = await raw.get_default_database().users.find_one({"_id": "u1"})
+        finally:
+            await raw.close()
+        assert doc is not None
+        # A real date (sortable, TTL-able) to the millisecond; the microseconds ride alongside.
+        assert doc["created_at"] == _utc(2025, 1, 2, 3, 4, 5, 123000)
+        assert doc["created_at_us"] == 456
+    finally:
+        await s.close()
+
+
+async def test_two_processes_share_one_lease_on_mongo(mongo_url: str) -> None:
+    await _check_two_processes_share_one_lease(mongo_url)

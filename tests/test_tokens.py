@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tests import mongo_server
 from tests.conftest import App
 
 ARGS = {"startDateTime": "2031-03-11T09:00:00"}
@@ -98,7 +99,10 @@ def test_tokens_are_not_stored_in_plaintext(app: App, tmp_path: Path) -> None:
     connection = app.connection("ana")
     access = app.vault.decrypt(connection.access_token, context="access:ana")
     refresh = app.vault.decrypt(connection.refresh_token, context="refresh:ana")
-    raw = b"".join(p.read_bytes() for p in (tmp_path / "data").glob("app.db*"))
-    assert raw, "the database file should exist"
+    if app.settings.database_url.startswith("mongodb"):
+        raw = mongo_server.raw_bytes(app.settings.database_url)
+    else:
+        raw = b"".join(p.read_bytes() for p in (tmp_path / "data").glob("app.db*"))
+    assert raw, "the database should hold data"
     for secret in (access, refresh):
         assert secret.encode() not in raw

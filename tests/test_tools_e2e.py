@@ -166,6 +166,7 @@ def test_retry_after_timed_out_insert_answers_from_the_existing_event(tmp_path, 
     with serve_in_thread(create_app(settings)) as url, httpx.Client(timeout=30) as http:
         slow = App(url, settings, emulator, http)
         slow.create_user("ana")
+        slow.admin.patch("/api/users/ana", json={"rules": {"bookingHorizonDays": 3650}})
         slow.link("asst_ana_haircuts", "ana")
         slow.connect_google("ana", CAL)
         emulator.control.add_fault("events.insert", latency_ms=1500)

@@ -1,40 +1,63 @@
-"""checkAvailability: is the requested time free, and what is free around it.
+"""checkAvailability: is the requested time bookable under the user's rules, and what is.
 
-One freeBusy query covers the requested window and the range alternatives are drawn from, so a
-call costs exactly one Google request.
+One freeBusy query covers every busy calendar over the requested window and the days
+alternatives are drawn from, so a call costs one Google request (two when a per-day maximum
+needs our bookings counted).
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from pydantic import Field
 
 from tools.context import ToolArguments, ToolContext, parse_arguments
+from tools.rules import BookingRules
 from tools.scheduling import (
-    MAX_ALTERNATIVES,
     MAX_SLOTS,
-    alternatives_range,
+    load_schedule,
     read_request,
     slot_json,
-    slot_step,
     spoken_choices,
+    unavailable_message,
 )
-from tools.slots import Interval, free_slots, is_free, merge, nearest_free
+from tools.slots import Interval
 from tools.timeparse import spoken_range
-
-PRIMARY = "primary"
 
 
 class CheckAvailabilityArguments(ToolArguments):
-    start_date_time: str
-    end_date_time: str | None = None
-    duration_minutes: int | None = Field(default=None, ge=5, le=720)
-    time_zone: str | None = None
+    start_date_time: str = Field(
+        description=(
+            "Start of the time asked about, local wall time without offset, "
+            "e.g. 2031-03-11T14:00:00."
+        )
+    )
+    end_date_time: str | None = Field(
+        default=None,
+        description=(
+            "End of a range to search, same format; omit to ask about one appointment "
+            "starting at startDateTime."
+        ),
+    )
+    duration_minutes: int | None = Field(
+        default=None,
+        ge=5,
+        le=720,
+        description="Appointment length in minutes; omit for the business's usual length.",
+    )
+    time_zone: str | None = Field(
+        default=None,
+        description=(
+            "IANA time zone the caller's times are in, e.g. America/Chicago; "
+            "omit when they mean the business's local time."
+        ),
+    )
 
 
 async def check_availability(ctx: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
     args = parse_arguments(CheckAvailabilityArguments, arguments)
+    rules = BookingRules.for_user(ctx.user.rules)
     request = read_request(
         ctx,
         start=args.start_date_time,
@@ -42,44 +65,31 @@ async def check_availability(ctx: ToolContext, arguments: dict[str, Any]) -> dic
         duration_minutes=args.duration_minutes,
         time_zone=args.time_zone,
         end_is_appointment_end=False,
+        default_duration=timedelta(minutes=rules.default_duration_minutes),
     )
     window, tz, now = request.window, request.tz, ctx.now
-    around = alternatives_range(window, now)
-    searched = Interval(min(around.start, window.start), max(around.end, window.end))
-    busy = merge(await ctx.calendar.busy([PRIMARY], searched, ctx.user.timezone))
+    schedule = await load_schedule(ctx, rules, window)
 
-    bookable = Interval(max(window.start, now), window.end)
-    available = window.start >= now and is_free(window, busy)
-    slots = (
-        free_slots(
-            bookable, busy, request.duration, step=slot_step(request.duration), limit=MAX_SLOTS
-        )
-        if bookable.end - bookable.start >= request.duration
-        else []
-    )
+    refusal = schedule.refusal(window)
+    slots = schedule.free(window, request.duration, limit=MAX_SLOTS)
     result: dict[str, Any] = {
-        "available": available,
+        "available": refusal is None,
         "timeZone": ctx.user.timezone,
         "requested": slot_json(window, tz, now),
         "durationMinutes": int(request.duration.total_seconds() // 60),
         "slots": [slot_json(slot, tz, now) for slot in slots],
     }
     when = spoken_range(window.start, window.end, tz, now=now)
-    if available:
+    if refusal is None:
         result["message"] = f"{when} is free."
-    elif slots:
+        return result
+    result["reason"] = refusal.reason
+    if slots:
         result["message"] = (
             f"Not all of {when} is free. Open times: {spoken_choices(slots[:3], tz, now)}."
         )
-    else:
-        nearby = free_slots(around, busy, request.duration, step=slot_step(request.duration))
-        alternatives = nearest_free(
-            Interval(window.start, window.start + request.duration), nearby, MAX_ALTERNATIVES
-        )
-        result["alternatives"] = [slot_json(slot, tz, now) for slot in alternatives]
-        result["message"] = (
-            f"{when} is not available. Nearest open times: {spoken_choices(alternatives, tz, now)}."
-            if alternatives
-            else f"{when} is not available, and nothing nearby is free either."
-        )
+        return result
+    alternatives = schedule.alternatives(Interval(window.start, window.start + request.duration))
+    result["alternatives"] = [slot_json(slot, tz, now) for slot in alternatives]
+    result["message"] = unavailable_message(when, refusal, alternatives, tz, now)
     return result

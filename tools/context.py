@@ -24,6 +24,8 @@ class ToolContext:
     call: CallInfo
     tool_call_id: str
     now: datetime  # aware UTC, fixed for the whole call
+    # How long a booking lock outlives a crashed holder (BOOKING_LEASE_SECONDS); None = default.
+    booking_lease_seconds: float | None = None
 
     @property
     def user_tz(self) -> ZoneInfo:

@@ -7,6 +7,7 @@ module never sees `HttpError`, `RefreshError` or socket errors.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 from collections.abc import Callable
@@ -23,7 +24,9 @@ from googleapiclient.errors import HttpError
 
 from oauth.credentials import CredentialsProvider, is_invalid_grant
 from oauth.transport import GoogleThreads
+from server import metrics
 from tools.errors import CalendarRejected, CalendarUnavailable, ReconnectRequired, ToolError
+from tools.retry import request_is_retry_safe, with_retries
 from tools.slots import Interval
 
 log = logging.getLogger(__name__)
@@ -84,12 +87,20 @@ class CalendarGateway:
         )
 
     async def execute(self, creds: Credentials, make_request: Callable[[Resource], Any]) -> Any:
+        built: list[Any] = []
+
         def call() -> Any:
             http = google_auth_httplib2.AuthorizedHttp(creds, http=self._threads.http())
-            return make_request(self._service()).execute(http=http)
+            request = make_request(self._service())
+            built[:] = [request]
+            return request.execute(http=http)
+
+        def retry_safe() -> bool:
+            # Inserts carry their deterministic event id (see tools.retry): a resend is a 409.
+            return bool(built) and request_is_retry_safe(built[0].methodId, built[0].body)
 
         try:
-            return await self._threads.run(call)
+            return await with_retries(lambda: self._threads.run(call), retry_safe=retry_safe)
         except HttpError as exc:
             raise self._translate_http(exc) from None
         except RefreshError as exc:
@@ -97,7 +108,8 @@ class CalendarGateway:
             if is_invalid_grant(exc):
                 raise ReconnectRequired() from None
             raise CalendarUnavailable() from None
-        except (TransportError, httplib2.HttpLib2Error, OSError):  # includes timeouts
+        # OSError includes socket timeouts; HTTPException covers a malformed or cut-off reply.
+        except (TransportError, httplib2.HttpLib2Error, http.client.HTTPException, OSError):
             log.warning("calendar API unreachable")
             raise CalendarUnavailable() from None
 
@@ -147,6 +159,9 @@ class UserCalendar:
             raise
         finally:
             if self._creds.token != token_before:
+                # google-auth refreshed inside the request (a 401, or a margin below its own
+                # 225 s threshold): a refresh on the hot path after all, so count it.
+                metrics.REFRESHES.labels(path="call", outcome="in_client").inc()
                 await self._provider.persist(self.user_id, self._creds)
 
     async def busy(
@@ -172,11 +187,74 @@ class UserCalendar:
         return busy
 
     async def insert_event(
-        self, calendar_id: str, event: dict[str, Any], *, send_updates: str = "none"
+        self,
+        calendar_id: str,
+        event: dict[str, Any],
+        *,
+        send_updates: str = "none",
+        conference_data_version: int = 0,
     ) -> dict[str, Any]:
+        """`conference_data_version=1` makes Google honour `conferenceData.createRequest`."""
         return await self._execute(
             lambda s: s.events().insert(
-                calendarId=calendar_id, body=event, sendUpdates=send_updates
+                calendarId=calendar_id,
+                body=event,
+                sendUpdates=send_updates,
+                conferenceDataVersion=conference_data_version,
+            )
+        )
+
+    async def list_events(
+        self,
+        calendar_id: str,
+        *,
+        time_min: datetime,
+        time_max: datetime | None = None,
+        private_properties: dict[str, str] | None = None,
+        max_results: int = 2500,
+    ) -> list[dict[str, Any]]:
+        """Live single events overlapping [time_min, time_max), by start time; one page.
+
+        One page of 2500 covers any realistic booking calendar over the weeks the tools look
+        at; following pages would cost a request each inside a voice call's time budget.
+        """
+        params: dict[str, Any] = {
+            "calendarId": calendar_id,
+            "timeMin": time_min.astimezone(UTC).isoformat(),
+            "singleEvents": True,
+            "orderBy": "startTime",
+            "maxResults": max_results,
+        }
+        if time_max is not None:
+            params["timeMax"] = time_max.astimezone(UTC).isoformat()
+        if private_properties:
+            params["privateExtendedProperty"] = [
+                f"{key}={value}" for key, value in private_properties.items()
+            ]
+        response = await self._execute(lambda s: s.events().list(**params))
+        return list(response.get("items", []))
+
+    async def patch_event(
+        self,
+        calendar_id: str,
+        event_id: str,
+        changes: dict[str, Any],
+        *,
+        send_updates: str = "none",
+    ) -> dict[str, Any]:
+        return await self._execute(
+            lambda s: s.events().patch(
+                calendarId=calendar_id, eventId=event_id, body=changes, sendUpdates=send_updates
+            )
+        )
+
+    async def delete_event(
+        self, calendar_id: str, event_id: str, *, send_updates: str = "none"
+    ) -> None:
+        """Raises `EventGone` (410) when the event was already deleted."""
+        await self._execute(
+            lambda s: s.events().delete(
+                calendarId=calendar_id, eventId=event_id, sendUpdates=send_updates
             )
         )
 

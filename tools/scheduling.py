@@ -1,23 +1,31 @@
-"""Shared scheduling vocabulary: the requested window, search ranges and result shapes."""
+"""Shared scheduling vocabulary: the requested window, the rules applied to it, result shapes.
+
+A `Schedule` is one read of the calendar (one freeBusy across every busy calendar, plus an
+events.list only when a per-day maximum is set) interpreted through the user's booking rules. All
+three time-taking tools use it, so "is this slot bookable" and "what else is open" have one
+answer everywhere.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tools.appointments import CREATED_BY_KEY, CREATED_BY_VALUE, event_interval
 from tools.context import ToolContext
 from tools.errors import InvalidArguments
-from tools.slots import Interval
-from tools.timeparse import parse_datetime, parse_timezone, spoken, to_iso
+from tools.hours import bookable_bounds, day_span, local_day, open_intervals, widen
+from tools.rules import BookingRules
+from tools.slots import Interval, free_slots, is_free, merge
+from tools.timeparse import parse_datetime, parse_timezone, spoken, spoken_range, to_iso
 
-DEFAULT_DURATION = timedelta(minutes=30)
 MAX_SLOTS = 6
 MAX_ALTERNATIVES = 3
-# Until per-user working hours exist, alternatives stay near the requested time rather than
-# drifting to the middle of the night.
-ALTERNATIVES_SPAN = timedelta(hours=3)
+# Alternatives come from the requested day, then this many following days (within the horizon).
+ALTERNATIVE_DAYS = 7
 MAX_WINDOW = timedelta(days=14)
 
 
@@ -36,12 +44,13 @@ def read_request(
     duration_minutes: int | None,
     time_zone: str | None,
     end_is_appointment_end: bool,
+    default_duration: timedelta,
 ) -> Request:
     """The window asked about and the appointment length.
 
     With `end_is_appointment_end` (booking) an end time fixes the appointment's length; for an
     availability question it only bounds the window searched for slots of `duration_minutes`
-    (default 30).
+    (default: the user's `defaultDurationMinutes`).
     """
     input_tz = parse_timezone(time_zone, ctx.user_tz)
     # Arithmetic in UTC: aware datetimes sharing one ZoneInfo subtract by wall clock, which is
@@ -52,10 +61,10 @@ def read_request(
         raise InvalidArguments("The end time must be after the start time.")
     if duration_minutes is not None:
         duration = timedelta(minutes=duration_minutes)
-    elif end_at is not None and (end_is_appointment_end or end_at - start_at < DEFAULT_DURATION):
+    elif end_at is not None and (end_is_appointment_end or end_at - start_at < default_duration):
         duration = end_at - start_at
     else:
-        duration = DEFAULT_DURATION
+        duration = default_duration
     end_at = end_at or start_at + duration
     if end_at - start_at > MAX_WINDOW:
         raise InvalidArguments("Please ask about at most two weeks at a time.")
@@ -68,8 +77,154 @@ def read_request(
     return Request(Interval(start_at, end_at), duration, ctx.user_tz)
 
 
-def alternatives_range(target: Interval, now: datetime) -> Interval:
-    return Interval(max(now, target.start - ALTERNATIVES_SPAN), target.end + ALTERNATIVES_SPAN)
+def duration_words(total_minutes: int) -> str:
+    """'45 minutes', '1 hour', '90 minutes', '2 days': how a person says a notice period."""
+    if total_minutes % (24 * 60) == 0 and total_minutes >= 24 * 60:
+        days = total_minutes // (24 * 60)
+        return f"{days} day{'s' if days > 1 else ''}"
+    if total_minutes % 60 == 0 and total_minutes >= 60:
+        hours = total_minutes // 60
+        return f"{hours} hour{'s' if hours > 1 else ''}"
+    return f"{total_minutes} minutes"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    reason: str  # machine code: tooSoon, beyondHorizon, closed, outsideHours, fullyBooked, busy
+    sentence: str  # lower-case clause, e.g. "that time is taken"
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    rules: BookingRules
+    tz: ZoneInfo
+    now: datetime
+    busy: list[Interval]  # merged, already widened by the buffers
+    bookings_per_day: Counter[date] = field(default_factory=Counter)
+
+    @property
+    def bounds(self) -> Interval:
+        return bookable_bounds(self.rules, self.tz, self.now)
+
+    def _day_full(self, day: date) -> bool:
+        limit = self.rules.max_bookings_per_day
+        return limit is not None and self.bookings_per_day[day] >= limit
+
+    def refusal(self, slot: Interval) -> Refusal | None:
+        """Why `slot` cannot be booked, rules first (they need no calendar data), or None."""
+        rules, bounds = self.rules, self.bounds
+        if slot.start < bounds.start:
+            notice = duration_words(rules.minimum_notice_minutes)
+            return Refusal("tooSoon", f"bookings need at least {notice} notice")
+        if slot.end > bounds.end:
+            return Refusal(
+                "beyondHorizon", f"bookings open only {rules.booking_horizon_days} days ahead"
+            )
+        day = local_day(slot.start, self.tz)
+        opens = open_intervals(rules, self.tz, slot)
+        if not any(o.contains(slot) for o in opens):
+            if not open_intervals(rules, self.tz, day_span(day, self.tz)):
+                return Refusal("closed", "we are closed that day")
+            return Refusal("outsideHours", "that is outside working hours")
+        if self._day_full(day):
+            return Refusal("fullyBooked", "that day is fully booked")
+        if not is_free(slot, self.busy):
+            return Refusal("busy", "that time is taken")
+        return None
+
+    def free(self, span: Interval, duration: timedelta, limit: int | None = None) -> list[Interval]:
+        """Bookable slots inside `span`, earliest first, on the interval grid of each opening."""
+        bounds, step = self.bounds, timedelta(minutes=self.rules.slot_interval_minutes)
+        found: list[Interval] = []
+        for opening in open_intervals(self.rules, self.tz, span):
+            # The grid starts where the opening starts (9:00, 9:30, …), not at the question.
+            for slot in free_slots(opening, self.busy, duration, step=step, align=None):
+                if not (span.contains(slot) and bounds.contains(slot)):
+                    continue
+                if self._day_full(local_day(slot.start, self.tz)):
+                    continue
+                found.append(slot)
+                if limit is not None and len(found) >= limit:
+                    return found
+        return found
+
+    def alternatives(self, target: Interval, limit: int = MAX_ALTERNATIVES) -> list[Interval]:
+        """Up to `limit` bookable slots like `target`: the same day first (closest first), then
+        the following days (earliest first); returned in time order so they read naturally."""
+        day = local_day(target.start, self.tz)
+        span = Interval(
+            day_span(day, self.tz).start,
+            day_span(day + timedelta(days=ALTERNATIVE_DAYS), self.tz).end,
+        )
+        candidates = [c for c in self.free(span, target.duration) if c != target]
+        same_day = sorted(
+            (c for c in candidates if local_day(c.start, self.tz) == day),
+            key=lambda c: (abs(c.start - target.start), c.start),
+        )
+        later = [c for c in candidates if local_day(c.start, self.tz) > day]
+        return sorted((same_day + later)[:limit], key=lambda c: c.start)
+
+
+def search_span(window: Interval, tz: ZoneInfo) -> Interval:
+    """What one calendar read must cover: the window and where alternatives may come from."""
+    first = local_day(window.start, tz)
+    last = local_day(window.end, tz) + timedelta(days=ALTERNATIVE_DAYS)
+    return Interval(day_span(first, tz).start, day_span(last, tz).end)
+
+
+def _without(busy: list[Interval], hole: Interval) -> list[Interval]:
+    """Busy time minus `hole` (an appointment being moved must not block its own new time).
+
+    freeBusy returns merged blocks, so an event overlapping the moved one loses the overlapped
+    part too; that needs a calendar that is already double-booked, and the alternative (listing
+    every event to subtract exactly one) costs a request on every reschedule.
+    """
+    kept: list[Interval] = []
+    for block in busy:
+        if not block.overlaps(hole):
+            kept.append(block)
+            continue
+        if block.start < hole.start:
+            kept.append(Interval(block.start, hole.start))
+        if hole.end < block.end:
+            kept.append(Interval(hole.end, block.end))
+    return kept
+
+
+async def load_schedule(
+    ctx: ToolContext,
+    rules: BookingRules,
+    window: Interval,
+    *,
+    moving: dict[str, Any] | None = None,
+) -> Schedule:
+    """Read the calendar once for `window` and its alternatives; `moving` is an event being
+    rescheduled, whose current time and booking do not count against its new time."""
+    tz = ctx.user_tz
+    span = search_span(window, tz)
+    before = timedelta(minutes=rules.buffer_before_minutes)
+    after = timedelta(minutes=rules.buffer_after_minutes)
+    # Widened by the buffers so blocks just outside the range still push slots away.
+    query = Interval(min(span.start, window.start) - before, max(span.end, window.end) + after)
+    raw = await ctx.calendar.busy(rules.freebusy_calendar_ids, query, ctx.user.timezone)
+    if moving is not None:
+        raw = _without(merge(raw), event_interval(moving))
+    counts: Counter[date] = Counter()
+    if rules.max_bookings_per_day is not None:
+        # Only this rule needs our own bookings one by one; without it, no extra request.
+        events = await ctx.calendar.list_events(
+            rules.booking_calendar_id,
+            time_min=span.start,
+            time_max=span.end,
+            private_properties={CREATED_BY_KEY: CREATED_BY_VALUE},
+        )
+        skip = moving.get("id") if moving else None
+        counts.update(
+            local_day(event_interval(e).start, tz)
+            for e in events
+            if e.get("id") != skip and "dateTime" in e.get("start", {})
+        )
+    return Schedule(rules, tz, ctx.now, widen(raw, before=before, after=after), counts)
 
 
 def slot_json(slot: Interval, tz: ZoneInfo, now: datetime) -> dict[str, Any]:
@@ -80,9 +235,19 @@ def slot_json(slot: Interval, tz: ZoneInfo, now: datetime) -> dict[str, Any]:
     }
 
 
-def slot_step(duration: timedelta) -> timedelta:
-    """Offer times on a grid a person would say: half hours, or quarters for short visits."""
-    return timedelta(minutes=30) if duration >= timedelta(minutes=30) else timedelta(minutes=15)
+def unavailable_message(
+    when: str, refusal: Refusal, alternatives: list[Interval], tz: ZoneInfo, now: datetime
+) -> str:
+    if alternatives:
+        return (
+            f"{when} is not available: {refusal.sentence}. "
+            f"Nearest open times: {spoken_choices(alternatives, tz, now)}."
+        )
+    return f"{when} is not available: {refusal.sentence}. I found no other open time that week."
+
+
+def spoken_slot(slot: Interval, tz: ZoneInfo, now: datetime) -> str:
+    return spoken_range(slot.start, slot.end, tz, now=now)
 
 
 def spoken_choices(slots: list[Interval], tz: ZoneInfo, now: datetime) -> str:

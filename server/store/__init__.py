@@ -36,5 +36,7 @@ def store_from_url(database_url: str) -> Store:
             )
         return SQLiteStore(path)
     if database_url.startswith(("mongodb://", "mongodb+srv://")):
-        raise ValueError("DATABASE_URL mongodb:// is not supported yet; use sqlite:///PATH")
-    raise ValueError("DATABASE_URL must start with sqlite:/// (or mongodb:// once supported)")
+        from server.store.mongo import MongoStore
+
+        return MongoStore(database_url)  # validates the URL offline; ValueError if malformed
+    raise ValueError("DATABASE_URL must start with sqlite:///, mongodb:// or mongodb+srv://")

@@ -1,0 +1,105 @@
+"""findAppointments: the caller's upcoming appointments made through this project.
+
+Scoped twice: only the resolved user's booking calendar, and only events tagged as ours. The
+caller is identified by phone (the number they call from unless they give another) or email;
+without either there is nobody to match, so the tool refuses rather than list everyone's
+appointments. One events.list request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import EmailStr, Field
+
+from tools.appointments import (
+    CREATED_BY_KEY,
+    CREATED_BY_VALUE,
+    PHONE_KEY,
+    appointment_json,
+    normalize_phone,
+    remembered,
+)
+from tools.context import ToolArguments, ToolContext, parse_arguments
+from tools.errors import InvalidArguments
+from tools.rules import BookingRules
+from tools.timeparse import parse_datetime
+
+MAX_FOUND = 5
+
+
+class FindAppointmentsArguments(ToolArguments):
+    attendee_phone: str | None = Field(
+        default=None,
+        max_length=40,
+        description="Phone number the appointment was booked with; omit to use the caller's.",
+    )
+    attendee_email: EmailStr | None = Field(
+        default=None, description="Email address the appointment was booked with, if given."
+    )
+    start_date_time: str | None = Field(
+        default=None,
+        description="Only appointments ending after this local time; omit for upcoming ones.",
+    )
+    end_date_time: str | None = Field(
+        default=None, description="Only appointments starting before this local time."
+    )
+
+
+def _matches(event: dict[str, Any], phone: str | None, email: str | None) -> bool:
+    private = (event.get("extendedProperties") or {}).get("private") or {}
+    if phone and normalize_phone(private.get(PHONE_KEY)) == phone:
+        return True
+    attendees = {str(a.get("email", "")).lower() for a in event.get("attendees") or []}
+    return bool(email) and email in attendees
+
+
+async def find_appointments(ctx: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+    args = parse_arguments(FindAppointmentsArguments, arguments)
+    rules = BookingRules.for_user(ctx.user.rules)
+    phone = normalize_phone(args.attendee_phone)
+    email = args.attendee_email.lower() if args.attendee_email else None
+    if phone is None and email is None:
+        phone = normalize_phone(ctx.call.customer_number)
+    if phone is None and email is None:
+        raise InvalidArguments(
+            "I need the phone number or email address the appointment was booked with."
+        )
+    tz = ctx.user_tz
+    # Upcoming by default; an explicit range may reach back (e.g. "the one I had Monday").
+    start = ctx.now
+    if args.start_date_time:
+        start = parse_datetime(args.start_date_time, tz, allow_date=True)
+    end = None
+    if args.end_date_time:
+        end = parse_datetime(args.end_date_time, tz, allow_date=True)
+        if end <= start:
+            raise InvalidArguments("The end of the search must be after its start.")
+
+    async def compute() -> dict[str, Any]:
+        events = await ctx.calendar.list_events(
+            rules.booking_calendar_id,
+            time_min=start,
+            time_max=end,
+            private_properties={CREATED_BY_KEY: CREATED_BY_VALUE},
+        )
+        mine = [e for e in events if "dateTime" in e.get("start", {}) and _matches(e, phone, email)]
+        found = [appointment_json(e, tz, ctx.now) for e in mine[:MAX_FOUND]]
+        return {
+            "appointments": found,
+            "count": len(mine),
+            "timeZone": ctx.user.timezone,
+            "message": _message(found, len(mine)),
+        }
+
+    return await remembered(ctx, "find", compute)
+
+
+def _message(found: list[dict[str, Any]], total: int) -> str:
+    if not found:
+        return "I found no upcoming appointments for you."
+    listed = "; ".join(f"{a['summary']} on {a['spoken']}" for a in found)
+    if total == 1:
+        return f"You have one appointment: {listed}."
+    more = f" The first {len(found)} are:" if total > len(found) else ""
+    return f"You have {total} appointments.{more} {listed}."

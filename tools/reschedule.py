@@ -1,0 +1,104 @@
+"""rescheduleAppointment: move one of our appointments, all or nothing.
+
+Under the booking calendar's lock (the same one scheduleAppointment takes) the new time is
+checked against the rules and a fresh freeBusy read, with the appointment's own current time
+not counting against it. Then one events.patch moves start and end: Google applies it as a
+single write, so the new time is taken and the old one released together. There is no moment
+where the caller has neither slot, and on any refusal nothing was written at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from tools.appointments import (
+    AppointmentNotFound,
+    appointment_json,
+    event_interval,
+    own_event,
+    remembered,
+)
+from tools.booking import booking_lock, send_updates
+from tools.context import ToolArguments, ToolContext, parse_arguments
+from tools.rules import BookingRules
+from tools.scheduling import load_schedule, read_request, slot_json, unavailable_message
+from tools.slots import Interval
+from tools.timeparse import spoken_range, to_iso
+
+
+class RescheduleAppointmentArguments(ToolArguments):
+    event_id: str = Field(
+        max_length=1024, description="The eventId from findAppointments or scheduleAppointment."
+    )
+    start_date_time: str = Field(
+        description="New start, local wall time without offset, e.g. 2031-03-11T14:00:00."
+    )
+    end_date_time: str | None = Field(
+        default=None, description="New end, same format; omit to keep the current length."
+    )
+    duration_minutes: int | None = Field(
+        default=None, ge=5, le=720, description="New length in minutes; omit to keep it."
+    )
+    time_zone: str | None = Field(
+        default=None,
+        description="IANA time zone of the caller's times; omit for the business's local time.",
+    )
+
+
+async def reschedule_appointment(ctx: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+    args = parse_arguments(RescheduleAppointmentArguments, arguments)
+    rules = BookingRules.for_user(ctx.user.rules)
+
+    async def compute() -> dict[str, Any]:
+        calendar_id = rules.booking_calendar_id
+        async with booking_lock(ctx, rules):
+            event = await own_event(ctx, calendar_id, args.event_id)
+            if event.get("status") == "cancelled":
+                raise AppointmentNotFound("That appointment was cancelled, so it cannot be moved.")
+            current = event_interval(event)
+            request = read_request(
+                ctx,
+                start=args.start_date_time,
+                end=args.end_date_time,
+                duration_minutes=args.duration_minutes,
+                time_zone=args.time_zone,
+                end_is_appointment_end=True,
+                default_duration=current.duration,  # same length unless told otherwise
+            )
+            slot = Interval(request.window.start, request.window.start + request.duration)
+            schedule = await load_schedule(ctx, rules, slot, moving=event)
+            refusal = schedule.refusal(slot)
+            tz, now = ctx.user_tz, ctx.now
+            if refusal is not None:
+                alternatives = schedule.alternatives(slot)
+                when = spoken_range(slot.start, slot.end, tz, now=now)
+                kept = spoken_range(current.start, current.end, tz, now=now)
+                return {
+                    "rescheduled": False,
+                    "reason": refusal.reason,
+                    "timeZone": ctx.user.timezone,
+                    "appointment": appointment_json(event, tz, now),
+                    "alternatives": [slot_json(s, tz, now) for s in alternatives],
+                    "message": unavailable_message(when, refusal, alternatives, tz, now)
+                    + f" The appointment stays on {kept}.",
+                }
+            changes = {
+                "start": {"dateTime": to_iso(slot.start, tz), "timeZone": ctx.user.timezone},
+                "end": {"dateTime": to_iso(slot.end, tz), "timeZone": ctx.user.timezone},
+            }
+            moved = await ctx.calendar.patch_event(
+                calendar_id, event["id"], changes, send_updates=send_updates(rules, event)
+            )
+        result = appointment_json(moved, tz, now)
+        when = spoken_range(slot.start, slot.end, tz, now=now)
+        return {
+            "rescheduled": True,
+            **result,
+            "previousStart": to_iso(current.start, tz),
+            "timeZone": ctx.user.timezone,
+            "message": f"Moved {result['summary']} to {when}.",
+        }
+
+    return await remembered(ctx, "reschedule", compute)
