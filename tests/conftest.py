@@ -24,7 +24,7 @@ from server.app import create_app
 from server.config import DEFAULT_SCOPES, Settings
 from server.store import Store, store_from_url
 from tests import mongo_server
-from tests.servers import bind_loopback, serve_in_thread
+from tests.servers import bind_loopback, free_port, serve_in_thread
 
 CLIENT_ID = "test-client.apps.googleusercontent.com"
 CLIENT_SECRET = "test-client-secret"
@@ -251,7 +251,7 @@ def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
         return
     data_dir = tmp_path_factory.mktemp("mongodb")
-    port = mongo_server.free_port()
+    port = free_port()
     proc = mongo_server.start_server(binary, port, data_dir)
     try:
         yield f"mongodb://127.0.0.1:{port}/"

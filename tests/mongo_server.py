@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -38,12 +37,6 @@ def find_binary() -> str | None:
         if path := shutil.which(name):
             return path
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_server(binary: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import uvicorn
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (for servers started as subprocesses)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def bind_loopback() -> tuple[socket.socket, str]:
@@ -45,3 +54,25 @@ def serve_in_thread(
         server.should_exit = True
         thread.join(timeout=15)
         sock.close()
+
+
+def wait_until_serving(
+    url: str,
+    process: subprocess.Popen[Any],
+    *,
+    path: str = "/healthz",
+    timeout: float = 30.0,
+    output: Callable[[], str] = lambda: "",
+) -> None:
+    """Poll `url + path` until it answers 200; fail with the server's output if it dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}:\n{output()[-3000:]}")
+        try:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"server at {url} did not answer {path} in time:\n{output()[-3000:]}")

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,11 +16,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.servers import free_port, wait_until_serving
 
 
 @dataclass
@@ -51,16 +45,9 @@ def serve_process(cwd: Path, **env: str) -> Iterator[Served]:
     )
     served = Served(f"http://127.0.0.1:{port}", port)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{served.url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        wait_until_serving(
+            served.url, process, output=lambda: process.stdout.read() if process.stdout else ""
+        )
         yield served
     finally:
         process.terminate()

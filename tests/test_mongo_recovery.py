@@ -9,6 +9,7 @@ import httpx
 
 from tests import mongo_server
 from tests.conftest import Emulator, running_app
+from tests.servers import free_port
 
 
 def _wait_for_status(http: httpx.Client, url: str, status: int, timeout: float) -> httpx.Response:
@@ -28,7 +29,7 @@ def test_server_starts_without_mongodb_and_recovers_when_it_appears(
         # Needs a server binary it can start late on a chosen port (TEST_MONGODB_URL is not enough).
         mongo_server.unavailable("MongoDB recovery test: put ferretdb/mongod on PATH")
         return
-    port = mongo_server.free_port()
+    port = free_port()
     url = f"mongodb://127.0.0.1:{port}/recovery?serverSelectionTimeoutMS=500"
     with running_app(tmp_path, emulator, database_url=url) as app:  # nothing listens yet
         assert app.http.get(f"{app.url}/healthz").status_code == 200

@@ -30,7 +30,7 @@ from tests.conftest import (
     Emulator,
     app_settings,
 )
-from tests.mongo_server import free_port
+from tests.servers import free_port, wait_until_serving
 
 CAL = "ana@example.com"
 CONCURRENT_CALLS = 20
@@ -64,17 +64,7 @@ def _server_env(settings: Settings, emulator_url: str) -> dict[str, str]:
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"server at {url} not ready in time:\n{log.read_text()[-3000:]}")
+    wait_until_serving(url, proc, path="/readyz", output=log.read_text)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import httpx
 from oauth.vault import generate_key
 from server.limits import UserBusy
 from tests.conftest import VAPI_SECRET, App, Emulator, app_settings, running_app, tool_calls_message
-from tests.test_demo_mode import free_port
+from tests.servers import free_port, wait_until_serving
 from tests.test_faults import bookable_slots, metric
 from tools.booking import event_id_for
 
@@ -60,16 +60,9 @@ def server_process(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
+        wait_until_serving(
+            url, process, output=lambda: process.stdout.read() if process.stdout else ""
+        )
         with httpx.Client(timeout=30) as http:
             app = App(url, settings, emulator, http)
             try:

@@ -34,6 +34,7 @@ from server.store import (
 from server.store.mongo import MongoStore
 from server.store.sqlite import SCHEMA_VERSION, SQLiteStore
 from tests import mongo_server
+from tests.servers import free_port
 
 BACKENDS = ["sqlite", "mongo"]
 
@@ -858,7 +859,7 @@ def test_malformed_mongo_url_fails_clearly_without_echoing_it(url: str, reason: 
 
 
 async def test_mongo_unreachable_at_open_is_not_fatal_but_ping_fails_fast() -> None:
-    port = mongo_server.free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     s = MongoStore(f"mongodb://127.0.0.1:{port}/x?serverSelectionTimeoutMS=300")
     await s.open()  # the server must be able to start while the database is down
     try:

@@ -60,10 +60,7 @@ async def check_availability(ctx: ToolContext, arguments: dict[str, Any]) -> dic
     rules = BookingRules.for_user(ctx.user.rules)
     request = read_request(
         ctx,
-        start=args.start_date_time,
-        end=args.end_date_time,
-        duration_minutes=args.duration_minutes,
-        time_zone=args.time_zone,
+        args,
         end_is_appointment_end=False,
         default_duration=timedelta(minutes=rules.default_duration_minutes),
     )

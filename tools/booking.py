@@ -222,10 +222,7 @@ async def schedule_appointment(ctx: ToolContext, arguments: dict[str, Any]) -> d
     rules = BookingRules.for_user(ctx.user.rules)
     request = read_request(
         ctx,
-        start=args.start_date_time,
-        end=args.end_date_time,
-        duration_minutes=args.duration_minutes,
-        time_zone=args.time_zone,
+        args,
         end_is_appointment_end=True,
         default_duration=timedelta(minutes=rules.default_duration_minutes),
     )

@@ -60,10 +60,7 @@ async def reschedule_appointment(ctx: ToolContext, arguments: dict[str, Any]) ->
             current = event_interval(event)
             request = read_request(
                 ctx,
-                start=args.start_date_time,
-                end=args.end_date_time,
-                duration_minutes=args.duration_minutes,
-                time_zone=args.time_zone,
+                args,
                 end_is_appointment_end=True,
                 default_duration=current.duration,  # same length unless told otherwise
             )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from tools.appointments import CREATED_BY_KEY, CREATED_BY_VALUE, event_interval
@@ -36,13 +36,19 @@ class Request:
     tz: ZoneInfo  # how to read and speak times
 
 
+class TimeArguments(Protocol):
+    """The time fields every scheduling tool takes, as its argument model names them."""
+
+    start_date_time: str
+    end_date_time: str | None
+    duration_minutes: int | None
+    time_zone: str | None
+
+
 def read_request(
     ctx: ToolContext,
+    args: TimeArguments,
     *,
-    start: str,
-    end: str | None,
-    duration_minutes: int | None,
-    time_zone: str | None,
     end_is_appointment_end: bool,
     default_duration: timedelta,
 ) -> Request:
@@ -52,15 +58,19 @@ def read_request(
     availability question it only bounds the window searched for slots of `duration_minutes`
     (default: the user's `defaultDurationMinutes`).
     """
-    input_tz = parse_timezone(time_zone, ctx.user_tz)
+    input_tz = parse_timezone(args.time_zone, ctx.user_tz)
     # Arithmetic in UTC: aware datetimes sharing one ZoneInfo subtract by wall clock, which is
     # an hour off across a DST change.
-    start_at = parse_datetime(start, input_tz, field="startDateTime").astimezone(UTC)
-    end_at = parse_datetime(end, input_tz, field="endDateTime").astimezone(UTC) if end else None
+    start_at = parse_datetime(args.start_date_time, input_tz, field="startDateTime").astimezone(UTC)
+    end_at = (
+        parse_datetime(args.end_date_time, input_tz, field="endDateTime").astimezone(UTC)
+        if args.end_date_time
+        else None
+    )
     if end_at is not None and end_at <= start_at:
         raise InvalidArguments("The end time must be after the start time.")
-    if duration_minutes is not None:
-        duration = timedelta(minutes=duration_minutes)
+    if args.duration_minutes is not None:
+        duration = timedelta(minutes=args.duration_minutes)
     elif end_at is not None and (end_is_appointment_end or end_at - start_at < default_duration):
         duration = end_at - start_at
     else:
