@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from tools.context import ToolContext
-from tools.google_calendar import EventNotFound
+from tools.google_calendar import EventNotFound, parse_rfc3339
 from tools.slots import Interval
 from tools.timeparse import spoken, to_iso
 
@@ -46,12 +46,9 @@ def is_ours(event: dict[str, Any]) -> bool:
     return private.get(CREATED_BY_KEY) == CREATED_BY_VALUE and "dateTime" in event.get("start", {})
 
 
-def _instant(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-
-
 def event_interval(event: dict[str, Any]) -> Interval:
-    return Interval(_instant(event["start"]["dateTime"]), _instant(event["end"]["dateTime"]))
+    start, end = event["start"]["dateTime"], event["end"]["dateTime"]
+    return Interval(parse_rfc3339(start), parse_rfc3339(end))
 
 
 def appointment_json(event: dict[str, Any], tz: ZoneInfo, now: datetime) -> dict[str, Any]:

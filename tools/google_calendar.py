@@ -8,10 +8,8 @@ module never sees `HttpError`, `RefreshError` or socket errors.
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +24,7 @@ from oauth.credentials import CredentialsProvider, is_invalid_grant
 from oauth.transport import GoogleThreads
 from server import metrics
 from tools.errors import CalendarRejected, CalendarUnavailable, ReconnectRequired, ToolError
-from tools.retry import request_is_retry_safe, with_retries
+from tools.retry import http_reason, request_is_retry_safe, with_retries
 from tools.slots import Interval
 
 log = logging.getLogger(__name__)
@@ -44,23 +42,9 @@ class EventGone(ToolError):
     default_message = "That appointment no longer exists."
 
 
-def _reason(exc: HttpError) -> str | None:
-    try:
-        return json.loads(exc.content)["error"]["errors"][0]["reason"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        return None
-
-
-def _parse_rfc3339(value: str) -> datetime:
+def parse_rfc3339(value: str) -> datetime:
+    """A Google timestamp (`…Z` or with an offset) as an aware UTC datetime."""
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class GoogleFailure:
-    """What went wrong, for logs and metrics (never contains tokens)."""
-
-    status: int | None
-    reason: str | None
 
 
 class CalendarGateway:
@@ -115,7 +99,7 @@ class CalendarGateway:
 
     @staticmethod
     def _translate_http(exc: HttpError) -> Exception:
-        status, reason = exc.status_code, _reason(exc)
+        status, reason = exc.status_code, http_reason(exc)
         log.warning("calendar API error", extra={"status": status, "reason": reason})
         if status == 409 and reason == "duplicate":
             return DuplicateEvent()
@@ -181,7 +165,7 @@ class UserCalendar:
             if entry.get("errors"):
                 raise CalendarRejected("I could not read that calendar's availability.")
             busy.extend(
-                Interval(_parse_rfc3339(b["start"]), _parse_rfc3339(b["end"]))
+                Interval(parse_rfc3339(b["start"]), parse_rfc3339(b["end"]))
                 for b in entry.get("busy", [])
             )
         return busy
