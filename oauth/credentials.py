@@ -281,13 +281,15 @@ class CredentialsProvider:
         )
         await self._store.save_connection(replace(sealed, status=previous.status))
 
-    async def rotate_encryption(self) -> int:
-        """Re-encrypt every stored grant under the primary key; returns how many changed.
+    async def rotate_encryption(self) -> tuple[int, list[str]]:
+        """Re-encrypt every stored grant under the primary key.
 
+        Returns how many grants changed and the users whose grants no configured key can read
+        (left untouched, so putting the missing key back and running again still works).
         Each user is rewritten under their refresh lease, so a refresh in another process
         cannot be overwritten by the older token being re-encrypted here.
         """
-        rotated = 0
+        rotated, unreadable = 0, []
         for stale in await self._store.list_connections():
             if not any(
                 token and self._vault.needs_rotation(token)
@@ -301,7 +303,11 @@ class CredentialsProvider:
                 current = await self._store.get_connection(user_id)
                 if current is None:
                     continue
-                creds = self._open(current)
+                try:
+                    creds = self._open(current)
+                except ReconnectRequired:
+                    unreadable.append(user_id)
+                    continue
                 grant = Grant(creds.token, creds.refresh_token, current.expiry, current.scopes)
                 sealed = seal_grant(
                     self._vault, user_id, grant, email=current.email, subject=current.subject
@@ -310,7 +316,7 @@ class CredentialsProvider:
                     replace(sealed, status=current.status, updated_at=current.updated_at)
                 )
                 rotated += 1
-        return rotated
+        return rotated, unreadable
 
     async def mark_needs_reconnect(self, user_id: str) -> None:
         connection = await self._store.get_connection(user_id)

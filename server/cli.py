@@ -164,10 +164,17 @@ def rotate_key() -> None:
     Put the new key first and keep the old ones after it, run this, then drop the old keys.
     """
 
-    async def work(services: Services) -> int:
+    async def work(services: Services) -> tuple[int, list[str]]:
         return await services.credentials.rotate_encryption()
 
-    click.echo(f"re-encrypted the tokens of {_with_services(work)} user(s)")
+    rotated, unreadable = _with_services(work)
+    click.echo(f"re-encrypted the tokens of {rotated} user(s)")
+    if unreadable:
+        raise click.ClickException(
+            f"{len(unreadable)} user(s) have tokens no configured key can decrypt "
+            f"({', '.join(unreadable[:10])}); keep the old key in ENCRYPTION_KEY (after the new "
+            "one) and run rotate-key again"
+        )
 
 
 @main.command("set-rules")

@@ -291,18 +291,23 @@ def test_key_rotation_keeps_every_user_working(tmp_path: Path, emulator: Emulato
         result = app.call_tool("checkAvailability", ARGS, assistant_id="asst_ana")
         assert "renewed" in result["error"]  # old ciphertext is unreadable without the old key
 
-    rotated = subprocess.run(
-        [sys.executable, "-m", "server.cli", "rotate-key"],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DATABASE_URL": database_url,
-            "ENCRYPTION_KEY": f"{new_key},{old_key}",
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    def rotate(keys: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "server.cli", "rotate-key"],
+            env={"PATH": "/usr/bin:/bin", "DATABASE_URL": database_url, "ENCRYPTION_KEY": keys},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    # Forgetting the old key is reported plainly (no traceback) and changes nothing.
+    forgot = rotate(new_key)
+    assert forgot.returncode == 1
+    assert "2 user(s) have tokens no configured key can decrypt" in forgot.stderr
+    assert "Traceback" not in forgot.stderr
+
+    rotated = rotate(f"{new_key},{old_key}")
     assert rotated.returncode == 0, rotated.stderr
     assert "2 user(s)" in rotated.stdout
 
