@@ -58,6 +58,12 @@ def main() -> None:
     """Per-user Google Calendar tools for Vapi assistants."""
 
 
+# uvicorn closes idle keep-alive connections after 5 s by default. A client (Vapi, or a load
+# balancer with the usual 60 s idle timeout) that reuses a connection just as the server closes
+# it gets a dropped request, so the server keeps idle connections longer than its clients do.
+KEEP_ALIVE_SECONDS = 75
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -90,6 +96,7 @@ def serve(host: str, port: int) -> None:
         log_config=None,
         # On SIGTERM: stop accepting, let in-flight tool calls finish within their budget.
         timeout_graceful_shutdown=int(settings.tool_budget_seconds) + 5,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
 
 

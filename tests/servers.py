@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import uvicorn
 
+from server.cli import KEEP_ALIVE_SECONDS
+
 
 def free_port() -> int:
     """A loopback port that was free a moment ago (for servers started as subprocesses)."""
@@ -37,7 +39,15 @@ def serve_in_thread(
     if sock is None:
         sock, _ = bind_loopback()
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+    # Same keep-alive as `vapi-calendar serve`: a test client reusing an idle connection must
+    # not race the server closing it.
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
