@@ -7,10 +7,16 @@ ARG PYTHON_VERSION=3.11
 FROM python:${PYTHON_VERSION}-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY server ./server
-COPY tools ./tools
-COPY oauth ./oauth
+# The folders pyproject's package-dir maps into the one `vapi_calendar` package.
 COPY emulator ./emulator
+COPY oauth ./oauth
+COPY pipeline ./pipeline
+COPY ports ./ports
+COPY providers ./providers
+COPY server ./server
+COPY stores ./stores
+COPY support ./support
+COPY tools ./tools
 # The project and every dependency as wheels, so the runtime stage installs offline.
 RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels .
 

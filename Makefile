@@ -5,7 +5,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint format bench install clean
+.PHONY: run test lint typecheck format bench install clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "vapi-calendar needs Python 3.11 or newer (set PYTHON=python3.x)")'
@@ -24,15 +24,17 @@ install: $(BIN)/.installed
 run: $(BIN)/.installed
 	$(BIN)/vapi-calendar serve --host $(HOST) --port $(PORT)
 
-## Lint, format check and the whole test suite.
-test: $(BIN)/.installed-test
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+## Lint, format check, import contracts, type check and the whole test suite.
+test: lint typecheck
 	$(BIN)/pytest
 
 lint: $(BIN)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck: $(BIN)/.installed-test
+	$(BIN)/python scripts/typecheck.py
 
 format: $(BIN)/.installed-test
 	$(BIN)/ruff check --fix .
@@ -43,4 +45,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .typecheck *.egg-info

@@ -84,7 +84,7 @@ def serve_emulator(port: int) -> None:
     """Child process: the emulator with the bench client registered and no access log."""
     import uvicorn
 
-    from emulator.app import create_emulator_app
+    from vapi_calendar.emulator.app import create_emulator_app
 
     app = create_emulator_app(clients={CLIENT_ID: CLIENT_SECRET})
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
@@ -267,7 +267,7 @@ class Bench:
         return process
 
     def start(self) -> None:
-        from oauth.vault import generate_key
+        from vapi_calendar.oauth.vault import generate_key
 
         port = free_port()
         self.emulator_url = f"http://127.0.0.1:{port}"
@@ -289,7 +289,9 @@ class Bench:
             "BACKGROUND_REFRESH_SECONDS": str(BACKGROUND_REFRESH_SECONDS),
             "LOG_LEVEL": "info",
         }
-        self.server = self.spawn(["-m", "server.cli", "serve", "--port", str(port)], env)
+        self.server = self.spawn(
+            ["-m", "vapi_calendar.server.cli", "serve", "--port", str(port)], env
+        )
         wait_healthy(f"{self.server_url}/healthz", self.server)
 
     def start_baseline(self) -> None:
@@ -301,10 +303,11 @@ class Bench:
         wait_healthy(f"{self.baseline_url}/webhook", process)
 
     async def setup_users(self) -> None:
-        from emulator.control import EmulatorControl
-        from oauth.credentials import Grant, seal_grant
-        from oauth.vault import TokenVault
-        from server.store import store_from_url
+        from vapi_calendar.emulator.control import EmulatorControl
+        from vapi_calendar.oauth.grants import seal
+        from vapi_calendar.oauth.vault import TokenVault
+        from vapi_calendar.ports.oauth import Grant
+        from vapi_calendar.stores import store_from_url
 
         vault = TokenVault.from_setting(self.key)
         store = store_from_url(self.database_url)
@@ -334,9 +337,7 @@ class Bench:
                         datetime.now(UTC) + timedelta(seconds=expires),
                         tuple(minted["scope"].split()),
                     )
-                    await store.save_connection(
-                        seal_grant(vault, user, grant, email=email, subject=None)
-                    )
+                    await store.save_connection(seal(vault, user, grant, email=email, subject=None))
                     self.assistants.append(f"asst{i}")
                     self.slots[f"asst{i}"] = weekday_slots(first, 40)
         await store.close()
@@ -431,7 +432,7 @@ class Bench:
 async def run_phase(
     bench: Bench, latency: int, concurrency: int, counts: dict[str, int], profile: bool
 ) -> dict[str, Any]:
-    from emulator.control import EmulatorControl
+    from vapi_calendar.emulator.control import EmulatorControl
 
     result: dict[str, Any] = {"latency_ms": latency, "concurrency": concurrency, "series": {}}
     with EmulatorControl(bench.emulator_url) as control:
@@ -696,7 +697,7 @@ async def main_async(args: argparse.Namespace) -> None:
         await bench.setup_users()
         bench.start_baseline()
         start_metrics = scrape(bench.server_url)
-        from emulator.control import EmulatorControl
+        from vapi_calendar.emulator.control import EmulatorControl
 
         for latency in (0, 100):
             with EmulatorControl(bench.emulator_url) as control:

@@ -1,4 +1,4 @@
-"""`python -m emulator --host 127.0.0.1 --port 8765 --client-id X --client-secret Y`."""
+"""Google on loopback: `python -m vapi_calendar.emulator --port 8765 --client-id X ...`."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import argparse
 
 import uvicorn
 
-from emulator.app import create_emulator_app
-from emulator.state import EmulatorState
+from vapi_calendar.emulator.app import create_emulator_app
+from vapi_calendar.emulator.state import EmulatorState
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m vapi_calendar.emulator", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--client-id", help="OAuth client to register at start-up")

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 
 from starlette.applications import Starlette
 
-from emulator import calendar, hooks, oauth
-from emulator.errors import ApiError, ConsentPageError, OAuthError, handle_error
-from emulator.state import EmulatorState
+from vapi_calendar.emulator import calendar, hooks, oauth
+from vapi_calendar.emulator.errors import ApiError, ConsentPageError, OAuthError, handle_error
+from vapi_calendar.emulator.state import EmulatorState
 
 
 def create_emulator_app(

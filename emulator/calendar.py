@@ -12,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from emulator import events as ev
-from emulator.errors import ApiError, gate, invalid_credentials
-from emulator.state import SCOPE_PREFIX, AccessToken, Calendar, EmulatorState
-from emulator.times import format_z
+from vapi_calendar.emulator import events as ev
+from vapi_calendar.emulator.errors import ApiError, gate, invalid_credentials
+from vapi_calendar.emulator.state import SCOPE_PREFIX, AccessToken, Calendar, EmulatorState
+from vapi_calendar.emulator.times import format_z
 
 Handler = Callable[[Request], Awaitable[Response]]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping
 
-from emulator.state import IDENTITY_SCOPES, SCOPE_PREFIX
+from vapi_calendar.emulator.state import IDENTITY_SCOPES, SCOPE_PREFIX
 
 _DESCRIPTIONS = {
     "calendar": "See, edit, share, and permanently delete all the calendars you can access",

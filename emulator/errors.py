@@ -14,7 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from emulator.state import EmulatorState
+from vapi_calendar.emulator.state import EmulatorState
 
 OAUTH_KINDS = frozenset({"token.authorization_code", "token.refresh_token", "revoke", "userinfo"})
 

@@ -14,9 +14,9 @@ import secrets
 from datetime import UTC, date, datetime
 from typing import Any
 
-from emulator.errors import ApiError
-from emulator.state import Calendar
-from emulator.times import (
+from vapi_calendar.emulator.errors import ApiError
+from vapi_calendar.emulator.state import Calendar
+from vapi_calendar.emulator.times import (
     event_bounds,
     format_local,
     format_z,
@@ -81,7 +81,7 @@ def _normalize_times(event: dict[str, Any], calendar: Calendar) -> None:
         raise ApiError(
             400, "invalid", "Start and end times must either both be date or both be dateTime."
         )
-    if end_at <= start_at:  # type: ignore[operator]
+    if end_at <= start_at:
         raise ApiError(400, "timeRangeEmpty", "The specified time range is empty.")
     event["start"], event["end"] = start, end
 

@@ -10,11 +10,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from emulator import events as ev
-from emulator.calendar import base_url
-from emulator.errors import ApiError
-from emulator.state import EmulatorState, Fault, normalize_scopes
-from emulator.times import zone
+from vapi_calendar.emulator import events as ev
+from vapi_calendar.emulator.calendar import base_url
+from vapi_calendar.emulator.errors import ApiError
+from vapi_calendar.emulator.state import EmulatorState, Fault, normalize_scopes
+from vapi_calendar.emulator.times import zone
 
 Handler = Callable[[Request], Awaitable[Response]]
 

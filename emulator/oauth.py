@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from emulator.consent import render_consent
-from emulator.errors import ConsentPageError, OAuthError, gate
-from emulator.state import (
+from vapi_calendar.emulator.consent import render_consent
+from vapi_calendar.emulator.errors import ConsentPageError, OAuthError, gate
+from vapi_calendar.emulator.state import (
     DEFAULT_ACCESS_TTL,
     IDENTITY_SCOPES,
     AccessToken,

@@ -168,7 +168,6 @@ class EmulatorState:
         self.latency_ms: dict[str | None, int] = {}
         self.requests: dict[str, int] = {}
         self.rotate_refresh_tokens = False
-        self._event_seq = 0
 
     # ---- housekeeping -------------------------------------------------------------------
 
@@ -297,11 +296,6 @@ class EmulatorState:
             return self.calendars.get(calendar_id) or self.calendars.get(calendar_id.lower())
 
     # ---- events -------------------------------------------------------------------------
-
-    def next_event_seq(self) -> int:
-        with self._lock:
-            self._event_seq += 1
-            return self._event_seq
 
     def insert_event(self, calendar: Calendar, event: dict[str, Any]) -> bool:
         """Store a new event; False if its id was ever used in this calendar."""

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from oauth.vault import TokenVault
+from vapi_calendar.oauth.vault import TokenVault
 
 
 class LinkError(Exception):

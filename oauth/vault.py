@@ -62,10 +62,6 @@ class TokenVault:
         """Comma-separated keys; the first encrypts, all decrypt."""
         return cls([k for k in value.split(",") if k.strip()])
 
-    @property
-    def primary_key_id(self) -> str:
-        return self._primary_id
-
     def encrypt(self, plaintext: str, *, context: str) -> str:
         nonce = os.urandom(_NONCE_BYTES)
         sealed = self._ciphers[self._primary_id].encrypt(

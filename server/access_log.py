@@ -6,7 +6,7 @@ path with token segments replaced, never the query string, the status and the du
 
 Every request gets a request id: the caller's `x-request-id` when it is a sane token (so a
 proxy's id carries through), else a fresh one. It is echoed in the response's `x-request-id`
-and set in `server.logs.request_id`, so every log line written while serving the request
+and set in `logs.request_id`, so every log line written while serving the request
 carries it.
 """
 
@@ -19,7 +19,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.logs import request_id
+from vapi_calendar.server.logs import request_id
 
 log = logging.getLogger("vapi_calendar.access")
 

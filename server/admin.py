@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -12,13 +11,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from oauth.consent import TIMEZONE_FROM_CALENDAR
-from oauth.disconnect import disconnect
-from server.services import Services
-from server.store import AlreadyExists, GoogleConnection, NotFound, User
-from server.webhook import json_error
-from tools.rules import BookingRules, InvalidStoredRules, RulesError, merge_rules
+from vapi_calendar.oauth.disconnect import Disconnected, disconnect
+from vapi_calendar.ports.stores import AlreadyExists, Connection, NotFound, User
+from vapi_calendar.server.http import json_error
+from vapi_calendar.server.services import Services
+from vapi_calendar.support.bearer import bearer_token
+from vapi_calendar.support.signing import same
+from vapi_calendar.support.validation import first_error
+from vapi_calendar.tools.errors import InvalidStoredRules
+from vapi_calendar.tools.rules import TIMEZONE_SOURCE, BookingRules, RulesError, merge_rules
 
 # Ids appear in URLs and logs; keep them boring.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
@@ -38,7 +41,7 @@ def new_user(user_id: str, timezone: str | None, default_timezone: str) -> User:
         timezone=timezone or default_timezone,
         created_at=datetime.now(UTC),
         # Without an explicit zone the user takes their calendar's when they connect.
-        rules={} if timezone else {TIMEZONE_FROM_CALENDAR: "default"},
+        rules={} if timezone else {TIMEZONE_SOURCE: "default"},
     )
 
 
@@ -71,7 +74,7 @@ def updated_rules(user: User, timezone: str | None, patch: dict[str, Any] | None
     rules = merge_rules(user.rules, patch) if patch is not None else dict(user.rules)
     if timezone is not None:
         # An owner-chosen zone must not be replaced by the calendar's at connect time.
-        rules[TIMEZONE_FROM_CALENDAR] = "owner"
+        rules[TIMEZONE_SOURCE] = "owner"
     return rules
 
 
@@ -92,31 +95,55 @@ async def read_body(request: Request, model: type[M]) -> M:
     try:
         return model.model_validate_json(await request.body())
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"]) or "body"
-        raise BadRequest(f"{where}: {error['msg']}") from None
+        error = first_error(exc)
+        raise BadRequest(f"{error.dotted(empty='body')}: {error.message}") from None
 
 
 def _authorized(services: Services, request: Request) -> bool:
     token = services.settings.admin_token
-    header = request.headers.get("authorization", "")
-    scheme, _, presented = header.partition(" ")
-    if token is None or scheme.lower() != "bearer" or not presented:
+    presented = bearer_token(request.headers.get("authorization"))
+    if token is None or presented is None:
         return False
-    return hmac.compare_digest(presented.encode(), token.get_secret_value().encode())
+    return same(presented, token.get_secret_value())
+
+
+async def _disconnect(services: Services, user_id: str) -> Disconnected | None:
+    return await disconnect(
+        user_id,
+        store=services.store,
+        vault=services.vault,
+        oauth=services.oauth,
+        events=services.notifier,
+    )
 
 
 def admin_endpoint(handler: AdminHandler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         services: Services = request.app.state.services
-        if not _authorized(services, request):
-            return json_error(401, "unauthorized: a valid admin bearer token is required")
         try:
             return await handler(request, services)
         except BadRequest as exc:
             return json_error(400, str(exc))
 
     return endpoint
+
+
+class AdminGate:
+    """Middleware: every request under /api is authenticated before it is even routed, so an
+    unknown or odd path gets the same 401 as a known one, and nothing runs without the token."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path == "/api" or path.startswith("/api/")):
+            request = Request(scope)
+            if not _authorized(request.app.state.services, request):
+                response = json_error(401, "unauthorized: a valid admin bearer token is required")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def effective_rules(user: User) -> dict[str, Any] | None:
@@ -127,7 +154,7 @@ def effective_rules(user: User) -> dict[str, Any] | None:
         return None
 
 
-def user_json(user: User, connection: GoogleConnection | None) -> dict[str, Any]:
+def user_json(user: User, connection: Connection | None) -> dict[str, Any]:
     return {
         "id": user.id,
         "timezone": user.timezone,
@@ -206,7 +233,7 @@ async def disconnect_google(request: Request, services: Services) -> Response:
     user_id = request.path_params["user_id"]
     if await services.store.get_user(user_id) is None:
         return json_error(404, "no such user")
-    outcome = await disconnect(services, user_id)
+    outcome = await _disconnect(services, user_id)
     if outcome is None:
         return json_error(404, "the user has no Google connection")
     body: dict[str, Any] = {"disconnected": True, "revoked": outcome.revoked}
@@ -220,7 +247,7 @@ async def delete_user(request: Request, services: Services) -> Response:
     user_id = request.path_params["user_id"]
     if await services.store.get_user(user_id) is None:
         return json_error(404, "no such user")
-    outcome = await disconnect(services, user_id)
+    outcome = await _disconnect(services, user_id)
     await services.store.delete_user(user_id)
     body: dict[str, Any] = {"deleted": True, "revoked": outcome.revoked if outcome else None}
     if outcome and outcome.revoke_error:

@@ -14,12 +14,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from oauth import routes as oauth_routes
-from server import admin, metrics
-from server.access_log import AccessLog
-from server.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_EMULATOR_PATH, Settings
-from server.services import Services, open_services
-from server.webhook import vapi_webhook
+from vapi_calendar.ports.clock import Clock, system_clock
+from vapi_calendar.server import admin, connect
+from vapi_calendar.server.access_log import AccessLog
+from vapi_calendar.server.config import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    DEMO_EMULATOR_PATH,
+    Settings,
+)
+from vapi_calendar.server.metrics import metrics_endpoint, monitor_loop_lag
+from vapi_calendar.server.services import Services, open_services
+from vapi_calendar.server.vapi.webhook import vapi_webhook
 
 log = logging.getLogger(__name__)
 
@@ -44,34 +50,35 @@ async def refresh_tokens_ahead(services: Services, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            await services.credentials.refresh_ahead(horizon)
+            await services.grants.refresh_ahead(horizon)
         except Exception:
             log.exception("background token refresh failed")
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> Starlette:
+    """The app as plain data. `clock` is what the tools take as "now" (tests freeze it)."""
     settings = settings or Settings()
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics.metrics_endpoint, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/vapi/webhook", vapi_webhook, methods=["POST"]),
         *admin.routes,
-        *oauth_routes.routes,
+        *connect.routes,
     ]
     emulator_state = None
     if settings.demo_mode and not settings.google_emulator_url:
-        from emulator.app import create_emulator_app
-        from emulator.state import EmulatorState
+        from vapi_calendar.emulator.app import create_emulator_app
+        from vapi_calendar.emulator.state import EmulatorState
 
         emulator_state = EmulatorState(clients={DEMO_CLIENT_ID: DEMO_CLIENT_SECRET})
         routes.append(Mount(DEMO_EMULATOR_PATH, app=create_emulator_app(emulator_state)))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services = await open_services(settings)
+        services = await open_services(settings, clock=clock)
         app.state.services = services
-        tasks = [asyncio.create_task(metrics.monitor_loop_lag())]
+        tasks = [asyncio.create_task(monitor_loop_lag(services.metrics))]
         if settings.background_refresh_seconds > 0:
             tasks.append(
                 asyncio.create_task(
@@ -80,7 +87,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
         try:
             if settings.demo_mode:
-                from server.demo import start_demo
+                from vapi_calendar.server.demo import start_demo
 
                 await start_demo(services, emulator_state)
             yield
@@ -92,7 +99,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     return Starlette(
         routes=routes,
-        middleware=[Middleware(AccessLog)],
+        middleware=[Middleware(AccessLog), Middleware(admin.AdminGate)],
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
     )

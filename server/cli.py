@@ -3,42 +3,40 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
-import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 if TYPE_CHECKING:
-    from server.config import Settings
-    from server.services import Services
+    from vapi_calendar.server.config import Settings
+    from vapi_calendar.server.services import Services
 
 T = TypeVar("T")
 
 
-def _settings() -> Settings:
+def _settings(**overrides: Any) -> Settings:
     from pydantic import ValidationError
 
-    from server.config import Settings
+    from vapi_calendar.server.config import Settings
+    from vapi_calendar.support.validation import first_error
 
     try:
-        return Settings()
+        return Settings(**overrides)
     except ValidationError as exc:
-        error = exc.errors()[0]
+        error = first_error(exc)
         raise click.ClickException(
-            f"configuration: {'.'.join(map(str, error['loc'])).upper()}: {error['msg']}"
+            f"configuration: {error.dotted(empty='settings').upper()}: {error.message}"
         ) from None
 
 
 def _with_services(work: Callable[[Services], Awaitable[T]]) -> T:
     """Run `work(services)` against the configured store, for one-off admin commands."""
-    from server.services import ConfigError, open_services
+    from vapi_calendar.server.services import ConfigError, open_services
 
     async def main() -> T:
         try:
@@ -71,15 +69,15 @@ def serve(host: str, port: int) -> None:
     """Run the webhook server."""
     import uvicorn
 
-    from server.app import create_app
-    from server.logs import configure_logging
-    from server.services import ConfigError, check_settings
+    from vapi_calendar.server.app import create_app
+    from vapi_calendar.server.logs import configure_logging
+    from vapi_calendar.server.services import ConfigError, check_settings
 
-    # Demo mode's emulator lives on this server, so its URL must be where we listen.
-    if "PUBLIC_URL" not in os.environ:
-        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
-        os.environ["PUBLIC_URL"] = f"http://{shown_host}:{port}"
     settings = _settings()
+    if "public_url" not in settings.model_fields_set:
+        # Demo mode's emulator lives on this server, so its URL must be where we listen.
+        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+        settings = _settings(public_url=f"http://{shown_host}:{port}")
     configure_logging(settings.log_level, settings.log_format)
     try:
         check_settings(settings)
@@ -103,7 +101,7 @@ def serve(host: str, port: int) -> None:
 @main.command("generate-key")
 def generate_key() -> None:
     """Print a fresh ENCRYPTION_KEY."""
-    from oauth.vault import generate_key as new_key
+    from vapi_calendar.oauth.vault import generate_key as new_key
 
     click.echo(new_key())
 
@@ -113,8 +111,8 @@ def generate_key() -> None:
 @click.option("--timezone", default=None, help="IANA time zone, e.g. America/New_York")
 def create_user(user_id: str, timezone: str | None) -> None:
     """Create a user (same as POST /api/users)."""
-    from server.admin import new_user, valid_timezone
-    from server.store import AlreadyExists
+    from vapi_calendar.ports.stores import AlreadyExists
+    from vapi_calendar.server.admin import new_user, valid_timezone
 
     if timezone:
         try:
@@ -138,7 +136,7 @@ def create_user(user_id: str, timezone: str | None) -> None:
 @click.argument("user_id")
 def link_assistant(assistant_id: str, user_id: str) -> None:
     """Link a Vapi assistant to a user (same as PUT /api/assistants/{id})."""
-    from server.store import NotFound
+    from vapi_calendar.ports.stores import NotFound
 
     async def work(services: Services) -> None:
         try:
@@ -172,7 +170,7 @@ def rotate_key() -> None:
     """
 
     async def work(services: Services) -> tuple[int, list[str]]:
-        return await services.credentials.rotate_encryption()
+        return await services.grants.rotate_encryption()
 
     rotated, unreadable = _with_services(work)
     click.echo(f"re-encrypted the tokens of {rotated} user(s)")
@@ -196,9 +194,9 @@ def rotate_key() -> None:
 @click.option("--timezone", default=None, help="Also set the user's IANA time zone.")
 def set_rules(user_id: str, path: str, timezone: str | None) -> None:
     """Change a user's booking rules (merged into the current ones) and print the result."""
-    from server.admin import effective_rules, updated_rules, valid_timezone
-    from server.store import NotFound
-    from tools.rules import RulesError
+    from vapi_calendar.ports.stores import NotFound
+    from vapi_calendar.server.admin import effective_rules, updated_rules, valid_timezone
+    from vapi_calendar.tools.rules import RulesError
 
     if timezone:
         try:
@@ -245,8 +243,8 @@ def vapi_tools(
     server_url: str, credential_id: str | None, timezone: str, timeout_seconds: int
 ) -> None:
     """Print Vapi tool definitions (bodies for POST /tool) and a system-prompt snippet."""
-    from server.admin import valid_timezone
-    from tools.definitions import vapi_tools as definitions
+    from vapi_calendar.server.admin import valid_timezone
+    from vapi_calendar.server.vapi.tool_definitions import vapi_tools as definitions
 
     try:
         valid_timezone(timezone)
@@ -262,14 +260,15 @@ def vapi_tools(
 
 
 def _signed_headers(body: bytes, secret: str | None, hmac_secret: str | None) -> dict[str, str]:
+    from vapi_calendar.support.signing import timestamped_signature
+
     headers = {"content-type": "application/json"}
     if secret:
         headers["x-vapi-secret"] = secret
     if hmac_secret:
         timestamp = str(int(time.time()))
-        digest = hmac.new(hmac_secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
         headers["x-timestamp"] = timestamp
-        headers["x-signature"] = digest.hexdigest()
+        headers["x-signature"] = timestamped_signature(hmac_secret.encode(), timestamp, body)
     return headers
 
 

@@ -15,13 +15,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from emulator.control import EmulatorControl
-from emulator.events import build_new_event
-from emulator.state import EmulatorState
-from oauth.credentials import Grant
-from server.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
-from server.services import Services
-from server.store import AlreadyExists, User
+from vapi_calendar.emulator.control import EmulatorControl
+from vapi_calendar.emulator.events import build_new_event
+from vapi_calendar.emulator.state import EmulatorState
+from vapi_calendar.ports.oauth import Grant
+from vapi_calendar.ports.stores import AlreadyExists, User
+from vapi_calendar.server.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from vapi_calendar.server.services import Services
 
 DEMO_USER = "demo"
 DEMO_ASSISTANT = "demo-assistant"
@@ -104,7 +104,7 @@ async def start_demo(services: Services, state: EmulatorState | None) -> None:
             User(DEMO_USER, DEMO_TIMEZONE, datetime.now(UTC), rules=DEMO_RULES)
         )
     await services.store.link_assistant(DEMO_ASSISTANT, DEMO_USER)
-    await services.credentials.store_grant(DEMO_USER, grant, email=DEMO_EMAIL, subject=None)
+    await services.grants.store_grant(DEMO_USER, grant, email=DEMO_EMAIL, subject=None)
     print(banner(settings.public_url, services), file=sys.stderr, flush=True)
 
 

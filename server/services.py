@@ -1,24 +1,33 @@
-"""Everything a request needs, built once per process in the app's lifespan."""
+"""The composition root: every adapter chosen and wired, once per app, in its lifespan.
+
+The only module that knows every layer: it picks the store backend and the calendar provider
+from the settings and hands them, as ports, to the pipeline and the connection flow.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from oauth.credentials import CredentialsProvider
-from oauth.endpoints import GoogleEndpoints
-from oauth.links import ConnectLinks
-from oauth.notify import ConnectionNotifier
-from oauth.transport import GoogleThreads
-from oauth.vault import TokenVault, load_or_create_key_file
-from server.config import Settings
-from server.limits import UserLimiter
-from server.store import Store, store_from_url
-from server.webhook_auth import WebhookAuthenticator
-from tools.google_calendar import CalendarGateway
+from vapi_calendar.oauth.consent import ConsentFlow
+from vapi_calendar.oauth.grants import ConnectedCalendars, Grants
+from vapi_calendar.oauth.links import ConnectLinks
+from vapi_calendar.oauth.vault import TokenVault, load_or_create_key_file
+from vapi_calendar.pipeline.pipeline import Limits, ToolPipeline
+from vapi_calendar.ports.clock import Clock, system_clock
+from vapi_calendar.ports.stores import Store
+from vapi_calendar.providers.google.calendar import GoogleCalendarApi
+from vapi_calendar.providers.google.endpoints import GoogleEndpoints
+from vapi_calendar.providers.google.oauth import GoogleOAuth
+from vapi_calendar.providers.google.threads import GoogleThreads
+from vapi_calendar.server.config import Settings
+from vapi_calendar.server.notify import ConnectionNotifier
+from vapi_calendar.server.vapi.auth import WebhookAuthenticator
+from vapi_calendar.stores import store_from_url
+from vapi_calendar.support.leases import Leases
+from vapi_calendar.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +39,17 @@ class ConfigError(Exception):
 @dataclass(slots=True)
 class Services:
     settings: Settings
+    metrics: Metrics
     store: Store
     vault: TokenVault
     threads: GoogleThreads
-    endpoints: GoogleEndpoints
-    credentials: CredentialsProvider
-    gateway: CalendarGateway
-    webhook_auth: WebhookAuthenticator
+    oauth: GoogleOAuth
+    grants: Grants
+    consent: ConsentFlow
     links: ConnectLinks
     notifier: ConnectionNotifier
-    user_limiter: UserLimiter
+    pipeline: ToolPipeline
+    webhook_auth: WebhookAuthenticator
 
     async def close(self) -> None:
         await self.notifier.aclose()
@@ -81,20 +91,11 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError("CONNECTION_WEBHOOK_SECRET is required with CONNECTION_WEBHOOK_URL")
 
 
-def configure_oauthlib(endpoints: GoogleEndpoints) -> None:
-    """oauthlib's process-wide switches, set on purpose.
-
-    Granted scopes are checked by the callback itself (with a message naming what is missing),
-    so oauthlib must not raise on a changed scope set. Plain-http token endpoints are allowed
-    only when Google is an emulator.
-    """
-    os.environ["OAUTHLIB_RELAX_TOKEN_SCOPE"] = "1"  # noqa: S105 - a flag, not a secret
-    if endpoints.is_plain_http:
-        os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
-
-
-async def open_services(settings: Settings) -> Services:
+async def open_services(
+    settings: Settings, *, clock: Clock = system_clock, metrics: Metrics | None = None
+) -> Services:
     check_settings(settings)
+    metrics = metrics or Metrics()
     vault = load_vault(settings)
     try:
         store = store_from_url(settings.database_url)
@@ -102,47 +103,77 @@ async def open_services(settings: Settings) -> Services:
         raise ConfigError(str(exc)) from None
     await store.open()
     threads = GoogleThreads(
-        max_workers=settings.google_threads, timeout_seconds=settings.google_timeout_seconds
+        max_workers=settings.google_threads,
+        timeout_seconds=settings.google_timeout_seconds,
+        metrics=metrics,
     )
     endpoints = GoogleEndpoints.for_base(settings.google_base_url)
-    configure_oauthlib(endpoints)
+    oauth = GoogleOAuth(
+        endpoints=endpoints,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        scopes=settings.scopes,
+        redirect_uri=f"{settings.public_url}/oauth/google/callback",
+        threads=threads,
+    )
+    calendar_api = GoogleCalendarApi(threads, endpoints.calendar_api, metrics)
     notifier = ConnectionNotifier(
         settings.connection_webhook_url,
         settings.connection_webhook_secret.get_secret_value()
         if settings.connection_webhook_secret
         else None,
     )
-    credentials = CredentialsProvider(
+    leases = Leases(store, ttl_seconds=settings.booking_lease_seconds, metrics=metrics)
+    grants = Grants(
         store=store,
         vault=vault,
-        threads=threads,
-        endpoints=endpoints,
-        client_id=settings.client_id,
-        client_secret=settings.client_secret,
+        oauth=oauth,
+        leases=leases,
+        events=notifier,
+        metrics=metrics,
         refresh_margin=timedelta(seconds=settings.refresh_margin_seconds),
-        notifier=notifier,
+    )
+    pipeline = ToolPipeline(
+        users=store,
+        links=store,
+        records=store,
+        calendars=ConnectedCalendars(grants, calendar_api),
+        locks=leases,
+        metrics=metrics,
+        clock=clock,
+        limits=Limits(
+            budget_seconds=settings.tool_budget_seconds,
+            calls_per_user=settings.max_concurrent_calls_per_user,
+            # Over the cap a call waits up to half its budget for a place, then answers "busy".
+            wait_seconds=min(5.0, settings.tool_budget_seconds / 2),
+        ),
     )
     return Services(
         settings=settings,
+        metrics=metrics,
         store=store,
         vault=vault,
         threads=threads,
-        endpoints=endpoints,
-        credentials=credentials,
-        gateway=CalendarGateway(threads, endpoints.calendar_api),
-        webhook_auth=WebhookAuthenticator(
-            secret=settings.vapi_secret.get_secret_value() if settings.vapi_secret else None,
-            hmac_secret=settings.vapi_hmac_secret.get_secret_value()
-            if settings.vapi_hmac_secret
-            else None,
+        oauth=oauth,
+        grants=grants,
+        consent=ConsentFlow(
+            users=store,
+            states=store,
+            vault=vault,
+            oauth=oauth,
+            calendars=calendar_api,
+            grants=grants,
+            events=notifier,
         ),
         links=ConnectLinks(
             vault, settings.public_url, timedelta(minutes=settings.connect_link_minutes)
         ),
         notifier=notifier,
-        user_limiter=UserLimiter(
-            settings.max_concurrent_calls_per_user,
-            # Over the cap a call waits up to half its budget for a slot, then answers "busy".
-            wait_seconds=min(5.0, settings.tool_budget_seconds / 2),
+        pipeline=pipeline,
+        webhook_auth=WebhookAuthenticator(
+            secret=settings.vapi_secret.get_secret_value() if settings.vapi_secret else None,
+            hmac_secret=settings.vapi_hmac_secret.get_secret_value()
+            if settings.vapi_hmac_secret
+            else None,
         ),
     )

@@ -12,18 +12,18 @@ from typing import Any
 
 from pydantic import Field
 
-from tools.context import ToolArguments, ToolContext, parse_arguments
-from tools.rules import BookingRules
-from tools.scheduling import (
+from vapi_calendar.tools.arguments import ToolArguments
+from vapi_calendar.tools.context import ToolContext
+from vapi_calendar.tools.rules import BookingRules
+from vapi_calendar.tools.scheduling import (
     MAX_SLOTS,
     load_schedule,
     read_request,
     slot_json,
-    spoken_choices,
     unavailable_message,
 )
-from tools.slots import Interval
-from tools.timeparse import spoken_range
+from vapi_calendar.tools.slots import Interval
+from vapi_calendar.tools.spoken import spoken_choices, spoken_range
 
 
 class CheckAvailabilityArguments(ToolArguments):
@@ -55,8 +55,7 @@ class CheckAvailabilityArguments(ToolArguments):
     )
 
 
-async def check_availability(ctx: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
-    args = parse_arguments(CheckAvailabilityArguments, arguments)
+async def check_availability(ctx: ToolContext, args: CheckAvailabilityArguments) -> dict[str, Any]:
     rules = BookingRules.for_user(ctx.user.rules)
     request = read_request(
         ctx,
@@ -82,9 +81,8 @@ async def check_availability(ctx: ToolContext, arguments: dict[str, Any]) -> dic
         return result
     result["reason"] = refusal.reason
     if slots:
-        result["message"] = (
-            f"Not all of {when} is free. Open times: {spoken_choices(slots[:3], tz, now)}."
-        )
+        choices = spoken_choices([slot.start for slot in slots[:3]], tz, now)
+        result["message"] = f"Not all of {when} is free. Open times: {choices}."
         return result
     alternatives = schedule.alternatives(Interval(window.start, window.start + request.duration))
     result["alternatives"] = [slot_json(slot, tz, now) for slot in alternatives]

@@ -2,13 +2,13 @@
 
 Idempotency has three layers, because a webhook can be delivered twice, concurrently, or after
 a crash between "event inserted" and "answer stored":
-1. the answer is stored under the toolCallId and replayed verbatim;
-2. the Google event id is derived from (user, toolCallId), so a second insert is a 409
-   `duplicate` that we answer from the existing event;
-3. a "started" marker tells a later delivery to look for that event before re-checking the slot
-   (otherwise our own first insert would make the slot look taken).
-The booking-calendar lease around "freeBusy re-check → insert" keeps two different calls from
-booking the same slot: it lives in the store, so it holds across processes, and expires if its
+1. the answer is stored under the tool call id and replayed verbatim (`ctx.answers`);
+2. the event id is derived from (user, tool call id), so a second insert is a `DuplicateEvent`
+   that we answer from the existing event;
+3. a first-attempt marker tells a later delivery to look for that event before re-checking the
+   slot (otherwise our own first insert would make the slot look taken).
+The booking calendar's lock around "busy re-check → insert" keeps two different calls from
+booking the same slot: it is a store lease, so it holds across processes, and expires if its
 holder dies.
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -24,20 +23,20 @@ from typing import Any
 
 from pydantic import EmailStr, Field
 
-from server.store.locks import LeaseTimeout, hold_lease
-from tools.appointments import (
+from vapi_calendar.ports.calendar import DuplicateEvent, Event, NewEvent
+from vapi_calendar.ports.locks import LockTimeout
+from vapi_calendar.tools.appointments import (
     CREATED_BY_KEY,
     CREATED_BY_VALUE,
     PHONE_KEY,
-    RESULT_TTL_SECONDS,
     event_interval,
     normalize_phone,
 )
-from tools.context import ToolArguments, ToolContext, parse_arguments
-from tools.errors import CalendarUnavailable, InvalidArguments
-from tools.google_calendar import DuplicateEvent, EventNotFound
-from tools.rules import BookingRules
-from tools.scheduling import (
+from vapi_calendar.tools.arguments import ToolArguments
+from vapi_calendar.tools.context import ToolContext
+from vapi_calendar.tools.errors import CalendarBusy, EventNotFound, InvalidArguments
+from vapi_calendar.tools.rules import BookingRules
+from vapi_calendar.tools.scheduling import (
     Refusal,
     Request,
     Schedule,
@@ -46,12 +45,13 @@ from tools.scheduling import (
     slot_json,
     unavailable_message,
 )
-from tools.slots import Interval
-from tools.timeparse import spoken, spoken_range, to_iso
+from vapi_calendar.tools.slots import Interval
+from vapi_calendar.tools.spoken import spoken, spoken_range
+from vapi_calendar.tools.timeparse import to_iso
 
-__all__ = ["CREATED_BY_KEY", "ScheduleAppointmentArguments", "event_id_for", "schedule_appointment"]
+__all__ = ["ScheduleAppointmentArguments", "event_id_for", "schedule_appointment"]
 
-LOCK_TTL_SECONDS = 30.0
+# How long a booking waits for another booking of the same calendar to finish.
 LOCK_WAIT_SECONDS = 5.0
 
 
@@ -111,24 +111,19 @@ def lock_name(user_id: str, calendar_id: str) -> str:
 
 @asynccontextmanager
 async def booking_lock(ctx: ToolContext, rules: BookingRules) -> AsyncIterator[None]:
-    """The booking calendar's lease, turned into a sentence when it stays taken too long."""
+    """The booking calendar's lock, turned into a sentence when it stays taken too long."""
     try:
-        async with hold_lease(
-            ctx.store,
-            lock_name(ctx.user.id, rules.booking_calendar_id),
-            ttl_seconds=ctx.booking_lease_seconds or LOCK_TTL_SECONDS,
-            wait_seconds=LOCK_WAIT_SECONDS,
+        async with ctx.locks.hold(
+            lock_name(ctx.user.id, rules.booking_calendar_id), wait_seconds=LOCK_WAIT_SECONDS
         ):
             yield
-    except LeaseTimeout:
-        raise CalendarUnavailable(
-            "The calendar is busy with another booking. Please try again in a moment."
-        ) from None
+    except LockTimeout:
+        raise CalendarBusy() from None
 
 
-def send_updates(rules: BookingRules, event: dict[str, Any]) -> str:
+def send_updates(rules: BookingRules, attendees: tuple[str, ...]) -> str:
     """Invite or notify attendees only when there are any."""
-    return rules.send_updates if event.get("attendees") else "none"
+    return rules.send_updates if attendees else "none"
 
 
 def _description(args: ScheduleAppointmentArguments, phone: str | None) -> str:
@@ -141,49 +136,43 @@ def _description(args: ScheduleAppointmentArguments, phone: str | None) -> str:
     return "\n".join(lines)
 
 
-def _event_body(
+def _new_event(
     ctx: ToolContext, rules: BookingRules, args: ScheduleAppointmentArguments, slot: Interval
-) -> dict[str, Any]:
-    event_id = event_id_for(ctx.user.id, ctx.tool_call_id)
-    private = {CREATED_BY_KEY: CREATED_BY_VALUE, "toolCallId": ctx.tool_call_id}
+) -> NewEvent:
+    tags = {CREATED_BY_KEY: CREATED_BY_VALUE, "toolCallId": ctx.tool_call_id}
     if ctx.call.call_id:
-        private["callId"] = ctx.call.call_id
+        tags["callId"] = ctx.call.call_id
     # The number the caller gave, else the one they call from: findAppointments matches on it.
-    phone = normalize_phone(args.attendee_phone) or normalize_phone(ctx.call.customer_number)
+    phone = normalize_phone(args.attendee_phone) or normalize_phone(ctx.call.caller_number)
     if phone:
-        private[PHONE_KEY] = phone
-    body: dict[str, Any] = {
-        "id": event_id,
-        "summary": args.summary,
-        "description": _description(args, phone),
-        "start": {"dateTime": to_iso(slot.start, ctx.user_tz), "timeZone": ctx.user.timezone},
-        "end": {"dateTime": to_iso(slot.end, ctx.user_tz), "timeZone": ctx.user.timezone},
-        "attendees": [{"email": email} for email in args.attendees],
-        "extendedProperties": {"private": private},
-    }
-    if rules.add_google_meet:
-        # requestId must be unique per conference; the event id already is.
-        solution = {"type": "hangoutsMeet"}
-        body["conferenceData"] = {
-            "createRequest": {"requestId": event_id, "conferenceSolutionKey": solution}
-        }
-    return body
+        tags[PHONE_KEY] = phone
+    return NewEvent(
+        id=event_id_for(ctx.user.id, ctx.tool_call_id),
+        summary=args.summary,
+        description=_description(args, phone),
+        start=slot.start,
+        end=slot.end,
+        timezone=ctx.user.timezone,
+        attendees=tuple(args.attendees),
+        tags=tags,
+        add_meeting=rules.add_google_meet,
+    )
 
 
-def _booked(ctx: ToolContext, event: dict[str, Any], summary: str) -> dict[str, Any]:
+def _booked(ctx: ToolContext, event: Event, summary: str) -> dict[str, Any]:
     tz, now = ctx.user_tz, ctx.now
     when = event_interval(event)
     answer = {
         "booked": True,
-        "eventId": event["id"],
+        "eventId": event.id,
         "start": to_iso(when.start, tz),
         "end": to_iso(when.end, tz),
         "spoken": spoken(when.start, tz, now=now),
         "timeZone": ctx.user.timezone,
         "message": f"Booked {summary} for {spoken_range(when.start, when.end, tz, now=now)}.",
     }
-    if event.get("hangoutLink"):
-        answer["meetLink"] = event["hangoutLink"]
+    if event.meeting_link:
+        answer["meetLink"] = event.meeting_link
     return answer
 
 
@@ -196,7 +185,7 @@ async def _existing_booking(
         )
     except EventNotFound:
         return None
-    if event.get("status") == "cancelled":
+    if event.cancelled:
         return None
     return _booked(ctx, event, summary)
 
@@ -217,8 +206,9 @@ def not_bookable(
     }
 
 
-async def schedule_appointment(ctx: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
-    args = parse_arguments(ScheduleAppointmentArguments, arguments)
+async def schedule_appointment(
+    ctx: ToolContext, args: ScheduleAppointmentArguments
+) -> dict[str, Any]:
     rules = BookingRules.for_user(ctx.user.rules)
     request = read_request(
         ctx,
@@ -230,35 +220,27 @@ async def schedule_appointment(ctx: ToolContext, arguments: dict[str, Any]) -> d
         raise InvalidArguments("That time has already passed. Please choose a later time.")
     slot = Interval(request.window.start, request.window.start + request.duration)
 
-    answer_key = f"booking-answer:{ctx.user.id}:{ctx.tool_call_id}"
-    if (stored := await ctx.store.get_record(answer_key)) is not None:
-        return json.loads(stored)
-    started_key = f"booking-started:{ctx.user.id}:{ctx.tool_call_id}"
-    first_attempt = await ctx.store.put_record(started_key, "1", RESULT_TTL_SECONDS)
     # An earlier delivery got this far; it may have inserted before dying.
-    if not first_attempt and (existing := await _existing_booking(ctx, rules, args.summary)):
-        await ctx.store.put_record(answer_key, json.dumps(existing), RESULT_TTL_SECONDS)
-        return existing
+    if not await ctx.answers.first_attempt() and (
+        existing := await _existing_booking(ctx, rules, args.summary)
+    ):
+        return await ctx.answers.record(existing)
 
     async with booking_lock(ctx, rules):
         # A concurrent delivery of this same call may have finished while we waited.
-        if (stored := await ctx.store.get_record(answer_key)) is not None:
-            return json.loads(stored)
+        if (stored := await ctx.answers.recorded()) is not None:
+            return stored
         schedule = await load_schedule(ctx, rules, slot)
         refusal = schedule.refusal(slot)
         if refusal is not None:
             answer = not_bookable(ctx, request, schedule, refusal, slot)
         else:
-            body = _event_body(ctx, rules, args, slot)
+            new = _new_event(ctx, rules, args, slot)
             try:
                 event = await ctx.calendar.insert_event(
-                    rules.booking_calendar_id,
-                    body,
-                    send_updates=send_updates(rules, body),
-                    conference_data_version=1 if rules.add_google_meet else 0,
+                    rules.booking_calendar_id, new, send_updates=send_updates(rules, new.attendees)
                 )
             except DuplicateEvent:
-                event = await ctx.calendar.get_event(rules.booking_calendar_id, body["id"])
+                event = await ctx.calendar.get_event(rules.booking_calendar_id, new.id)
             answer = _booked(ctx, event, args.summary)
-        await ctx.store.put_record(answer_key, json.dumps(answer), RESULT_TTL_SECONDS)
-        return answer
+        return await ctx.answers.record(answer)

@@ -1,7 +1,8 @@
-"""Domain errors. Each message is exactly what the assistant can say to the caller.
+"""Domain errors: the one place where the sentences a caller hears are written.
 
-Transport and library failures are translated into these once, at the boundary
-(`tools.google_calendar`), so tool code never sees an `HttpError` or a `RefreshError`.
+Each error's message is exactly what the assistant can say. Transport and library failures are
+translated into these once, at each adapter's boundary (`vapi_calendar.providers.google.errors`
+for Google), so nothing above an adapter ever sees a vendor's exception.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ class ToolError(Exception):
     @property
     def message(self) -> str:
         return str(self.args[0])
+
+
+class Unexpected(ToolError):
+    """A bug: logged with its traceback, heard as the generic sentence."""
 
 
 class InvalidArguments(ToolError):
@@ -53,5 +58,40 @@ class CalendarUnavailable(ToolError):
     default_message = "The calendar is not responding right now. Please try again in a moment."
 
 
+class UserBusy(CalendarUnavailable):
+    """More calls of one user in flight than its cap allows, for longer than a call may wait."""
+
+    default_message = (
+        "The calendar is handling too many requests at once. Please try again in a moment."
+    )
+
+
+class CalendarBusy(CalendarUnavailable):
+    """Another booking held the calendar's lock for longer than a call may wait."""
+
+    default_message = "The calendar is busy with another booking. Please try again in a moment."
+
+
+class TooSlow(ToolError):
+    """The call's time budget ran out."""
+
+    default_message = "The calendar took too long to answer. Please try again in a moment."
+
+
 class CalendarRejected(ToolError):
     default_message = "The calendar refused that request."
+
+
+class EventNotFound(CalendarRejected):
+    default_message = "I could not find that appointment."
+
+
+class EventGone(ToolError):
+    default_message = "That appointment no longer exists."
+
+
+class InvalidStoredRules(ToolError):
+    default_message = (
+        "The calendar's booking rules are not valid, so I cannot book right now. "
+        "Please contact the business directly."
+    )

@@ -12,18 +12,13 @@ from typing import Any
 
 from pydantic import EmailStr, Field
 
-from tools.appointments import (
-    CREATED_BY_KEY,
-    CREATED_BY_VALUE,
-    PHONE_KEY,
-    appointment_json,
-    normalize_phone,
-    remembered,
-)
-from tools.context import ToolArguments, ToolContext, parse_arguments
-from tools.errors import InvalidArguments
-from tools.rules import BookingRules
-from tools.timeparse import parse_datetime
+from vapi_calendar.ports.calendar import Event
+from vapi_calendar.tools.appointments import OURS, PHONE_KEY, appointment_json, normalize_phone
+from vapi_calendar.tools.arguments import ToolArguments
+from vapi_calendar.tools.context import ToolContext
+from vapi_calendar.tools.errors import InvalidArguments
+from vapi_calendar.tools.rules import BookingRules
+from vapi_calendar.tools.timeparse import parse_datetime
 
 MAX_FOUND = 5
 
@@ -46,21 +41,19 @@ class FindAppointmentsArguments(ToolArguments):
     )
 
 
-def _matches(event: dict[str, Any], phone: str | None, email: str | None) -> bool:
-    private = (event.get("extendedProperties") or {}).get("private") or {}
-    if phone and normalize_phone(private.get(PHONE_KEY)) == phone:
+def _matches(event: Event, phone: str | None, email: str | None) -> bool:
+    if phone and normalize_phone(event.tags.get(PHONE_KEY)) == phone:
         return True
-    attendees = {str(a.get("email", "")).lower() for a in event.get("attendees") or []}
+    attendees = {address.lower() for address in event.attendees}
     return bool(email) and email in attendees
 
 
-async def find_appointments(ctx: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
-    args = parse_arguments(FindAppointmentsArguments, arguments)
+async def find_appointments(ctx: ToolContext, args: FindAppointmentsArguments) -> dict[str, Any]:
     rules = BookingRules.for_user(ctx.user.rules)
     phone = normalize_phone(args.attendee_phone)
     email = args.attendee_email.lower() if args.attendee_email else None
     if phone is None and email is None:
-        phone = normalize_phone(ctx.call.customer_number)
+        phone = normalize_phone(ctx.call.caller_number)
     if phone is None and email is None:
         raise InvalidArguments(
             "I need the phone number or email address the appointment was booked with."
@@ -76,23 +69,17 @@ async def find_appointments(ctx: ToolContext, arguments: dict[str, Any]) -> dict
         if end <= start:
             raise InvalidArguments("The end of the search must be after its start.")
 
-    async def compute() -> dict[str, Any]:
-        events = await ctx.calendar.list_events(
-            rules.booking_calendar_id,
-            time_min=start,
-            time_max=end,
-            private_properties={CREATED_BY_KEY: CREATED_BY_VALUE},
-        )
-        mine = [e for e in events if "dateTime" in e.get("start", {}) and _matches(e, phone, email)]
-        found = [appointment_json(e, tz, ctx.now) for e in mine[:MAX_FOUND]]
-        return {
-            "appointments": found,
-            "count": len(mine),
-            "timeZone": ctx.user.timezone,
-            "message": _message(found, len(mine)),
-        }
-
-    return await remembered(ctx, "find", compute)
+    events = await ctx.calendar.list_events(
+        rules.booking_calendar_id, time_min=start, time_max=end, tags=OURS
+    )
+    mine = [e for e in events if e.start is not None and _matches(e, phone, email)]
+    found = [appointment_json(e, tz, ctx.now) for e in mine[:MAX_FOUND]]
+    return {
+        "appointments": found,
+        "count": len(mine),
+        "timeZone": ctx.user.timezone,
+        "message": _message(found, len(mine)),
+    }
 
 
 def _message(found: list[dict[str, Any]], total: int) -> str:

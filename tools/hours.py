@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from tools.rules import BookingRules, TimeRange, minutes
-from tools.slots import Interval, merge
+from vapi_calendar.tools.rules import BookingRules, TimeRange, minutes
+from vapi_calendar.tools.slots import Interval, merge
 
 # Real UTC offsets lie within ±26 h, so this margin around a local day holds all its instants.
 _MARGIN = timedelta(hours=26)

@@ -13,19 +13,21 @@ from typing import Any
 
 from pydantic import Field
 
-from tools.appointments import (
-    AppointmentNotFound,
-    appointment_json,
-    event_interval,
-    own_event,
-    remembered,
+from vapi_calendar.tools.appointments import appointment_json, event_interval, own_event
+from vapi_calendar.tools.arguments import ToolArguments
+from vapi_calendar.tools.booking import booking_lock, send_updates
+from vapi_calendar.tools.context import ToolContext
+from vapi_calendar.tools.errors import EventNotFound
+from vapi_calendar.tools.rules import BookingRules
+from vapi_calendar.tools.scheduling import (
+    load_schedule,
+    read_request,
+    slot_json,
+    unavailable_message,
 )
-from tools.booking import booking_lock, send_updates
-from tools.context import ToolArguments, ToolContext, parse_arguments
-from tools.rules import BookingRules
-from tools.scheduling import load_schedule, read_request, slot_json, unavailable_message
-from tools.slots import Interval
-from tools.timeparse import spoken_range, to_iso
+from vapi_calendar.tools.slots import Interval
+from vapi_calendar.tools.spoken import spoken_range
+from vapi_calendar.tools.timeparse import to_iso
 
 
 class RescheduleAppointmentArguments(ToolArguments):
@@ -47,55 +49,53 @@ class RescheduleAppointmentArguments(ToolArguments):
     )
 
 
-async def reschedule_appointment(ctx: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
-    args = parse_arguments(RescheduleAppointmentArguments, arguments)
+async def reschedule_appointment(
+    ctx: ToolContext, args: RescheduleAppointmentArguments
+) -> dict[str, Any]:
     rules = BookingRules.for_user(ctx.user.rules)
-
-    async def compute() -> dict[str, Any]:
-        calendar_id = rules.booking_calendar_id
-        async with booking_lock(ctx, rules):
-            event = await own_event(ctx, calendar_id, args.event_id)
-            if event.get("status") == "cancelled":
-                raise AppointmentNotFound("That appointment was cancelled, so it cannot be moved.")
-            current = event_interval(event)
-            request = read_request(
-                ctx,
-                args,
-                end_is_appointment_end=True,
-                default_duration=current.duration,  # same length unless told otherwise
-            )
-            slot = Interval(request.window.start, request.window.start + request.duration)
-            schedule = await load_schedule(ctx, rules, slot, moving=event)
-            refusal = schedule.refusal(slot)
-            tz, now = ctx.user_tz, ctx.now
-            if refusal is not None:
-                alternatives = schedule.alternatives(slot)
-                when = spoken_range(slot.start, slot.end, tz, now=now)
-                kept = spoken_range(current.start, current.end, tz, now=now)
-                return {
-                    "rescheduled": False,
-                    "reason": refusal.reason,
-                    "timeZone": ctx.user.timezone,
-                    "appointment": appointment_json(event, tz, now),
-                    "alternatives": [slot_json(s, tz, now) for s in alternatives],
-                    "message": unavailable_message(when, refusal, alternatives, tz, now)
-                    + f" The appointment stays on {kept}.",
-                }
-            changes = {
-                "start": {"dateTime": to_iso(slot.start, tz), "timeZone": ctx.user.timezone},
-                "end": {"dateTime": to_iso(slot.end, tz), "timeZone": ctx.user.timezone},
+    calendar_id = rules.booking_calendar_id
+    tz, now = ctx.user_tz, ctx.now
+    async with booking_lock(ctx, rules):
+        event = await own_event(ctx, calendar_id, args.event_id)
+        if event.cancelled:
+            raise EventNotFound("That appointment was cancelled, so it cannot be moved.")
+        current = event_interval(event)
+        request = read_request(
+            ctx,
+            args,
+            end_is_appointment_end=True,
+            default_duration=current.duration,  # same length unless told otherwise
+        )
+        slot = Interval(request.window.start, request.window.start + request.duration)
+        schedule = await load_schedule(ctx, rules, slot, moving=event)
+        refusal = schedule.refusal(slot)
+        if refusal is not None:
+            alternatives = schedule.alternatives(slot)
+            when = spoken_range(slot.start, slot.end, tz, now=now)
+            kept = spoken_range(current.start, current.end, tz, now=now)
+            return {
+                "rescheduled": False,
+                "reason": refusal.reason,
+                "timeZone": ctx.user.timezone,
+                "appointment": appointment_json(event, tz, now),
+                "alternatives": [slot_json(s, tz, now) for s in alternatives],
+                "message": unavailable_message(when, refusal, alternatives, tz, now)
+                + f" The appointment stays on {kept}.",
             }
-            moved = await ctx.calendar.patch_event(
-                calendar_id, event["id"], changes, send_updates=send_updates(rules, event)
-            )
-        result = appointment_json(moved, tz, now)
-        when = spoken_range(slot.start, slot.end, tz, now=now)
-        return {
-            "rescheduled": True,
-            **result,
-            "previousStart": to_iso(current.start, tz),
-            "timeZone": ctx.user.timezone,
-            "message": f"Moved {result['summary']} to {when}.",
-        }
-
-    return await remembered(ctx, "reschedule", compute)
+        moved = await ctx.calendar.move_event(
+            calendar_id,
+            event.id,
+            slot.start,
+            slot.end,
+            timezone=ctx.user.timezone,
+            send_updates=send_updates(rules, event.attendees),
+        )
+    result = appointment_json(moved, tz, now)
+    when = spoken_range(slot.start, slot.end, tz, now=now)
+    return {
+        "rescheduled": True,
+        **result,
+        "previousStart": to_iso(current.start, tz),
+        "timeZone": ctx.user.timezone,
+        "message": f"Moved {result['summary']} to {when}.",
+    }

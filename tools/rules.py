@@ -8,17 +8,21 @@ user who never chose otherwise.
 from __future__ import annotations
 
 import re
-from datetime import date, time
+from datetime import date
 from itertools import pairwise
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from tools.errors import ToolError
+from vapi_calendar.support.validation import first_error
+from vapi_calendar.tools.errors import InvalidStoredRules
 
-# Keys of `User.rules` that are not booking rules (owned by `oauth.consent`).
-NON_RULE_KEYS = frozenset({"timezoneSource"})
+# The key of `User.rules` that is not a booking rule: where the user's time zone came from
+# ("default" until the calendar tells us at connect time, "calendar", or "owner"). Written by
+# the connection flow (`vapi_calendar.oauth.consent`) and the admin API, never by an owner.
+TIMEZONE_SOURCE = "timezoneSource"
+NON_RULE_KEYS = frozenset({TIMEZONE_SOURCE})
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 WEEKDAYS: tuple[Weekday, ...] = (
@@ -37,13 +41,6 @@ _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
 
 class RulesError(ValueError):
     """A rules update was refused; `str()` names the field, e.g. "workingHours.monday[0]: …"."""
-
-
-class InvalidStoredRules(ToolError):
-    default_message = (
-        "The calendar's booking rules are not valid, so I cannot book right now. "
-        "Please contact the business directly."
-    )
 
 
 class _Model(BaseModel):
@@ -81,10 +78,6 @@ def minutes(clock: str) -> int:
     """Minutes after local midnight of "HH:MM" ("24:00" → 1440)."""
     hours, mins = clock.split(":")
     return int(hours) * 60 + int(mins)
-
-
-def clock_time(clock: str) -> time:
-    return time(int(clock[:2]) % 24, int(clock[3:]))
 
 
 def _weekday_hours(start: str, end: str) -> list[TimeRange]:
@@ -172,29 +165,15 @@ class BookingRules(_Model):
             raise InvalidStoredRules() from None
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    """('workingHours', 'monday', 0) → "workingHours.monday[0]"."""
-    text = ""
-    for part in loc:
-        if part == "[key]":  # pydantic's marker for "the key itself was invalid"
-            continue
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += ("." if text else "") + str(part)
-    return text or "rules"
-
-
 def validate_rules(stored: dict[str, Any]) -> BookingRules:
     """Validate the booking-rule keys of a `User.rules` mapping; raise RulesError naming a field."""
     rules = {k: v for k, v in stored.items() if k not in NON_RULE_KEYS}
     try:
         return BookingRules.model_validate(rules)
     except ValidationError as exc:
-        error = exc.errors()[0]
+        error = first_error(exc)
         # Model-level checks (TimeRange ordering) report "Value error, …"; keep only the reason.
-        message = str(error["msg"]).removeprefix("Value error, ")
-        raise RulesError(f"{_where(tuple(error['loc']))}: {message}") from None
+        raise RulesError(f"{error.path(empty='rules')}: {error.reason}") from None
 
 
 def merge_rules(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

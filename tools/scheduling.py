@@ -14,13 +14,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from tools.appointments import CREATED_BY_KEY, CREATED_BY_VALUE, event_interval
-from tools.context import ToolContext
-from tools.errors import InvalidArguments
-from tools.hours import bookable_bounds, day_span, local_day, open_intervals, widen
-from tools.rules import BookingRules
-from tools.slots import Interval, free_slots, is_free, merge
-from tools.timeparse import parse_datetime, parse_timezone, spoken, spoken_range, to_iso
+from vapi_calendar.ports.calendar import Event
+from vapi_calendar.tools.appointments import OURS, event_interval
+from vapi_calendar.tools.context import ToolContext
+from vapi_calendar.tools.errors import CalendarRejected, InvalidArguments
+from vapi_calendar.tools.hours import bookable_bounds, day_span, local_day, open_intervals, widen
+from vapi_calendar.tools.rules import BookingRules
+from vapi_calendar.tools.slots import Interval, free_slots, is_free, merge
+from vapi_calendar.tools.spoken import duration_words, spoken, spoken_choices
+from vapi_calendar.tools.timeparse import parse_datetime, parse_timezone, to_iso
 
 MAX_SLOTS = 6
 MAX_ALTERNATIVES = 3
@@ -82,20 +84,9 @@ def read_request(
         raise InvalidArguments("The appointment is longer than the time range asked about.")
     if end_at <= ctx.now:
         raise InvalidArguments(
-            f"That time has already passed; it is now {spoken(ctx.now, ctx.user_tz)}."
+            f"That time has already passed; it is now {spoken(ctx.now, ctx.user_tz, now=ctx.now)}."
         )
     return Request(Interval(start_at, end_at), duration, ctx.user_tz)
-
-
-def duration_words(total_minutes: int) -> str:
-    """'45 minutes', '1 hour', '90 minutes', '2 days': how a person says a notice period."""
-    if total_minutes % (24 * 60) == 0 and total_minutes >= 24 * 60:
-        days = total_minutes // (24 * 60)
-        return f"{days} day{'s' if days > 1 else ''}"
-    if total_minutes % 60 == 0 and total_minutes >= 60:
-        hours = total_minutes // 60
-        return f"{hours} hour{'s' if hours > 1 else ''}"
-    return f"{total_minutes} minutes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +197,7 @@ async def load_schedule(
     rules: BookingRules,
     window: Interval,
     *,
-    moving: dict[str, Any] | None = None,
+    moving: Event | None = None,
 ) -> Schedule:
     """Read the calendar once for `window` and its alternatives; `moving` is an event being
     rescheduled, whose current time and booking do not count against its new time."""
@@ -216,23 +207,25 @@ async def load_schedule(
     after = timedelta(minutes=rules.buffer_after_minutes)
     # Widened by the buffers so blocks just outside the range still push slots away.
     query = Interval(min(span.start, window.start) - before, max(span.end, window.end) + after)
-    raw = await ctx.calendar.busy(rules.freebusy_calendar_ids, query, ctx.user.timezone)
+    times = await ctx.calendar.busy(
+        rules.freebusy_calendar_ids, query.start, query.end, ctx.user.timezone
+    )
+    if times.unreadable:
+        raise CalendarRejected("I could not read that calendar's availability.")
+    raw = [Interval(start, end) for start, end in times.busy]
     if moving is not None:
         raw = _without(merge(raw), event_interval(moving))
     counts: Counter[date] = Counter()
     if rules.max_bookings_per_day is not None:
         # Only this rule needs our own bookings one by one; without it, no extra request.
         events = await ctx.calendar.list_events(
-            rules.booking_calendar_id,
-            time_min=span.start,
-            time_max=span.end,
-            private_properties={CREATED_BY_KEY: CREATED_BY_VALUE},
+            rules.booking_calendar_id, time_min=span.start, time_max=span.end, tags=OURS
         )
-        skip = moving.get("id") if moving else None
+        skip = moving.id if moving else None
         counts.update(
             local_day(event_interval(e).start, tz)
             for e in events
-            if e.get("id") != skip and "dateTime" in e.get("start", {})
+            if e.id != skip and e.start is not None
         )
     return Schedule(rules, tz, ctx.now, widen(raw, before=before, after=after), counts)
 
@@ -251,30 +244,6 @@ def unavailable_message(
     if alternatives:
         return (
             f"{when} is not available: {refusal.sentence}. "
-            f"Nearest open times: {spoken_choices(alternatives, tz, now)}."
+            f"Nearest open times: {spoken_choices([a.start for a in alternatives], tz, now)}."
         )
     return f"{when} is not available: {refusal.sentence}. I found no other open time that week."
-
-
-def spoken_slot(slot: Interval, tz: ZoneInfo, now: datetime) -> str:
-    return spoken_range(slot.start, slot.end, tz, now=now)
-
-
-def spoken_choices(slots: list[Interval], tz: ZoneInfo, now: datetime) -> str:
-    """'Tuesday, March 11 at 9:00 AM, 9:30 AM or 11:00 AM EDT', naming each day once."""
-    groups: list[tuple[str, list[str], str]] = []  # (day, clock times, zone)
-    for slot in slots:
-        day, _, clock = spoken(slot.start, tz, now=now).partition(" at ")
-        time_of_day, _, zone = clock.rpartition(" ")
-        if groups and groups[-1][0] == day and groups[-1][2] == zone:
-            groups[-1][1].append(time_of_day)
-        else:
-            groups.append((day, [time_of_day], zone))
-    phrases = [f"{day} at {_or_list(times)} {zone}" for day, times, zone in groups]
-    return _or_list(phrases, separator="; ")
-
-
-def _or_list(items: list[str], separator: str = ", ") -> str:
-    if len(items) <= 1:
-        return "".join(items)
-    return separator.join(items[:-1]) + " or " + items[-1]

@@ -2,7 +2,7 @@
 
 Intervals are stored in UTC. Two datetimes sharing one ZoneInfo compare and subtract by
 wall clock, not by instant, which is wrong across a fall-back hour; UTC has no such hour.
-Convert for display with `tools.timeparse.to_iso` / `spoken`, which take the zone.
+Convert for display with `tools.timeparse.to_iso` / `tools.spoken`, which take the zone.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
-"""Reading times the assistant sends and saying times back to the caller.
+"""Reading the times the assistant sends. Pure functions, no I/O; every datetime returned is aware.
 
-Pure functions, no I/O. Every datetime returned is aware; every datetime spoken is
-first converted to the calendar's zone, so the caller always hears local wall time.
+Saying times back to the caller lives in `vapi_calendar.tools.spoken`.
 """
 
 from __future__ import annotations
@@ -11,26 +10,10 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from tools.errors import InvalidArguments
+from vapi_calendar.tools.errors import InvalidArguments
+from vapi_calendar.tools.spoken import clock, date_words
 
-__all__ = ["parse_datetime", "parse_timezone", "spoken", "spoken_range", "to_iso"]
-
-# Fixed English names: strftime's %A/%B follow the process locale.
-_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
+__all__ = ["parse_datetime", "parse_timezone", "to_iso"]
 
 _MAX_ECHO = 40
 
@@ -224,11 +207,11 @@ def _gap_message(wall: datetime, tz: ZoneInfo) -> str:
     def edge(moment: datetime) -> str:
         # A gap can span midnight or a whole day (Pacific/Apia, 2011), so name the day.
         if moment.date() == wall.date():
-            return _clock(moment)
-        return f"{_clock(moment)} on {_date_words(moment.date(), with_year=False)}"
+            return clock(moment)
+        return f"{clock(moment)} on {date_words(moment.date(), with_year=False)}"
 
     return (
-        f"{_clock(wall)} does not exist on {_date_words(wall.date(), with_year=True)} in "
+        f"{clock(wall)} does not exist on {date_words(wall.date(), with_year=True)} in "
         f"{tz.key} because the clocks jump forward from {edge(first_missing)} to "
         f"{edge(first_valid)} {reason}; the nearest valid times are "
         f"{edge(first_valid)}, or any time before {edge(first_missing)}."
@@ -247,54 +230,3 @@ def _start_of_day(day: date, tz: ZoneInfo) -> datetime:
 def to_iso(dt: datetime, tz: ZoneInfo) -> str:
     """ISO 8601 in `tz` with its offset, to the second: 2031-03-11T10:00:00-04:00."""
     return dt.astimezone(tz).isoformat(timespec="seconds")
-
-
-def _clock(dt: datetime) -> str:
-    """12-hour wall clock, e.g. "9:05 AM"; no strftime, so no locale or platform quirks."""
-    hour = dt.hour % 12 or 12
-    return f"{hour}:{dt.minute:02d} {'AM' if dt.hour < 12 else 'PM'}"
-
-
-def _date_words(day: date, *, with_year: bool) -> str:
-    words = f"{_WEEKDAYS[day.weekday()]}, {_MONTHS[day.month - 1]} {day.day}"
-    return f"{words}, {day.year}" if with_year else words
-
-
-def _zone_words(local: datetime) -> str:
-    """The zone abbreviation, or "UTC+3"-style words where tzdata only has "+03"."""
-    name = local.tzname() or ""
-    if not name or name[0] not in "+-":
-        return name
-    digits = name[1:]
-    hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
-    if hours == minutes == 0:
-        return "UTC"
-    return f"UTC{name[0]}{hours}" + (f":{minutes:02d}" if minutes else "")
-
-
-def _needs_year(local: datetime, tz: ZoneInfo, now: datetime | None) -> bool:
-    current = (now or datetime.now(UTC)).astimezone(tz)
-    return local.year != current.year
-
-
-def spoken(dt: datetime, tz: ZoneInfo, now: datetime | None = None) -> str:
-    """Say a time, e.g. "Tuesday, March 11 at 10:00 AM EDT"; the year only if not this year."""
-    local = dt.astimezone(tz)
-    day = _date_words(local.date(), with_year=_needs_year(local, tz, now))
-    return f"{day} at {_clock(local)} {_zone_words(local)}"
-
-
-def spoken_range(start: datetime, end: datetime, tz: ZoneInfo, now: datetime | None = None) -> str:
-    """Say a range: "Tuesday, March 11 from 10:00 to 10:30 AM EDT"; across days, two full forms."""
-    first, last = start.astimezone(tz), end.astimezone(tz)
-    if first.date() != last.date():
-        return f"{spoken(first, tz, now)} to {spoken(last, tz, now)}"
-    day = _date_words(first.date(), with_year=_needs_year(first, tz, now))
-    first_zone, last_zone = _zone_words(first), _zone_words(last)
-    if first_zone != last_zone:
-        # Only on a fall-back night, e.g. "from 1:30 AM EDT to 1:15 AM EST".
-        return f"{day} from {_clock(first)} {first_zone} to {_clock(last)} {last_zone}"
-    from_clock, to_clock = _clock(first), _clock(last)
-    if from_clock[-2:] == to_clock[-2:]:
-        from_clock = from_clock[:-3]
-    return f"{day} from {from_clock} to {to_clock} {last_zone}"

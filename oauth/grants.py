@@ -1,0 +1,335 @@
+"""Each user's grant: sealed at rest, fresh when used, refreshed exactly once at a time.
+
+Refresh policy:
+- A token expiring within `margin` is refreshed before the call, so the calendar request itself
+  never waits for the token endpoint.
+- Concurrent calls for one user share one refresh: an in-process single flight, and a store
+  lease across processes. Whoever waits re-reads the store afterwards instead of refreshing
+  again.
+- A token the calendar API refuses (revoked early) is refreshed only if the stored grant is
+  still the one that failed; otherwise the newer stored token is used.
+- The refreshed grant (with a rotated refresh token, if any) is stored in one write before it
+  is used.
+- A dead grant (`ReconnectRequired` from the provider) marks the user `needs_reconnect`, tells
+  the integrator, and nothing retries it.
+- Tokens of users active within `ACTIVE_WINDOW_SECONDS` are refreshed ahead of time by a
+  background task (`refresh_ahead`, through the same single flight), before a call would have
+  to; the `path` label of the refresh metric tells the paths apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from vapi_calendar.oauth.vault import TokenVault, VaultError
+from vapi_calendar.ports.calendar import CalendarClient, CalendarProvider
+from vapi_calendar.ports.events import ConnectionEvents
+from vapi_calendar.ports.locks import LockTimeout
+from vapi_calendar.ports.oauth import Grant, OAuthClient
+from vapi_calendar.ports.stores import CONNECTED, NEEDS_RECONNECT, Connection, ConnectionStore
+from vapi_calendar.support.leases import Leases
+from vapi_calendar.support.metrics import Metrics
+from vapi_calendar.tools.errors import (
+    CalendarNotConnected,
+    CalendarUnavailable,
+    ReconnectRequired,
+)
+
+log = logging.getLogger(__name__)
+
+REFRESH_LEASE_SECONDS = 30.0
+# A user counts as active (worth refreshing ahead of time) this long after their last call.
+ACTIVE_WINDOW_SECONDS = 3600.0
+_BACKGROUND_PARALLEL = 4
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def seal(
+    vault: TokenVault,
+    user_id: str,
+    grant: Grant,
+    *,
+    email: str | None,
+    subject: str | None,
+    status: str = CONNECTED,
+) -> Connection:
+    """Encrypt a grant into its stored form, each token bound to its user and purpose."""
+    return Connection(
+        user_id=user_id,
+        access_token=vault.encrypt(grant.access_token, context=f"access:{user_id}"),
+        refresh_token=(
+            vault.encrypt(grant.refresh_token, context=f"refresh:{user_id}")
+            if grant.refresh_token
+            else None
+        ),
+        expiry=grant.expiry,
+        scopes=grant.scopes,
+        email=email,
+        subject=subject,
+        status=status,
+        updated_at=_utcnow(),
+    )
+
+
+def unseal(vault: TokenVault, connection: Connection) -> Grant:
+    """The plaintext grant; `VaultError` when no configured key can read it."""
+    user_id = connection.user_id
+    return Grant(
+        access_token=vault.decrypt(connection.access_token, context=f"access:{user_id}"),
+        refresh_token=(
+            vault.decrypt(connection.refresh_token, context=f"refresh:{user_id}")
+            if connection.refresh_token
+            else None
+        ),
+        expiry=connection.expiry,
+        scopes=connection.scopes,
+    )
+
+
+class Grants:
+    def __init__(
+        self,
+        *,
+        store: ConnectionStore,
+        vault: TokenVault,
+        oauth: OAuthClient,
+        leases: Leases,
+        events: ConnectionEvents,
+        metrics: Metrics,
+        refresh_margin: timedelta,
+        lease_wait_seconds: float = 10.0,
+    ) -> None:
+        self._store = store
+        self._vault = vault
+        self._oauth = oauth
+        self._leases = leases
+        self._events = events
+        self._metrics = metrics
+        self._margin = refresh_margin
+        self._lease_wait = lease_wait_seconds
+        self._inflight: dict[str, asyncio.Task[Grant]] = {}
+        self._active: dict[str, float] = {}  # user id -> monotonic time of the last call
+
+    async def store_grant(
+        self, user_id: str, grant: Grant, *, email: str | None, subject: str | None
+    ) -> None:
+        await self._store.save_connection(
+            seal(self._vault, user_id, grant, email=email, subject=subject)
+        )
+
+    def _open(self, connection: Connection) -> Grant:
+        try:
+            return unseal(self._vault, connection)
+        except VaultError:
+            # Wrong or missing key: the stored grant is unusable until the owner reconnects
+            # (or the operator restores the key). Say so without detail.
+            log.error(
+                "stored tokens for a user cannot be decrypted",
+                extra={"user_id": connection.user_id},
+            )
+            raise ReconnectRequired() from None
+
+    def _fresh(self, connection: Connection, margin: timedelta | None = None) -> bool:
+        margin = self._margin if margin is None else margin
+        return connection.expiry is None or connection.expiry - margin > _utcnow()
+
+    async def _load(self, user_id: str) -> Connection:
+        connection = await self._store.get_connection(user_id)
+        if connection is None:
+            raise CalendarNotConnected()
+        if connection.status == NEEDS_RECONNECT:
+            raise ReconnectRequired()
+        return connection
+
+    # -- getting a usable grant -----------------------------------------------------------------
+    async def fresh(self, user_id: str) -> Grant:
+        """The user's grant, refreshed first if it expires within the margin."""
+        self._active[user_id] = time.monotonic()
+        connection = await self._load(user_id)
+        if self._fresh(connection):
+            return self._open(connection)
+        return await self._single_flight(user_id, "call", margin=self._margin)
+
+    async def after_rejection(self, user_id: str, token: str) -> Grant:
+        """`token` was refused by the calendar API: refresh, unless someone already did."""
+        return await self._single_flight(user_id, "rejected", rejected=token)
+
+    async def _single_flight(
+        self,
+        user_id: str,
+        path: str,
+        *,
+        margin: timedelta | None = None,
+        rejected: str | None = None,
+    ) -> Grant:
+        task = self._inflight.get(user_id)
+        if task is None:
+            # One refresh task per user; callers only await it (shielded), so a caller that hangs
+            # up does not cancel the refresh the others are waiting for.
+            task = asyncio.create_task(self._refresh_once(user_id, path, margin, rejected))
+            self._inflight[user_id] = task
+            task.add_done_callback(lambda _: self._inflight.pop(user_id, None))
+        return await asyncio.shield(task)
+
+    async def _refresh_once(
+        self, user_id: str, path: str, margin: timedelta | None, rejected: str | None
+    ) -> Grant:
+        """Refresh under the cross-process lease, or adopt the refresh another process did."""
+        try:
+            async with self._leases.hold(
+                f"refresh:{user_id}",
+                wait_seconds=self._lease_wait,
+                ttl_seconds=REFRESH_LEASE_SECONDS,
+            ):
+                connection = await self._load(user_id)  # re-read: someone may have refreshed
+                current = self._open(connection)
+                if rejected is not None and current.access_token != rejected:
+                    return current
+                if rejected is None and self._fresh(connection, margin):
+                    return current
+                if not current.refresh_token:
+                    await self.mark_needs_reconnect(user_id)
+                    raise ReconnectRequired()
+                refreshed = await self._refresh(user_id, current, path)
+                await self._persist(user_id, refreshed, connection)
+                return refreshed
+        except LockTimeout:
+            raise CalendarUnavailable() from None
+
+    async def _refresh(self, user_id: str, grant: Grant, path: str) -> Grant:
+        outcome = "ok"
+        try:
+            return await self._oauth.refresh(grant)
+        except ReconnectRequired:
+            outcome = "invalid_grant"
+            await self.mark_needs_reconnect(user_id)
+            raise
+        except CalendarUnavailable:
+            outcome = "failed"
+            raise
+        finally:
+            self._metrics.refreshes.labels(path=path, outcome=outcome).inc()
+            log.info("token refresh", extra={"user_id": user_id, "path": path, "outcome": outcome})
+
+    async def _persist(self, user_id: str, grant: Grant, previous: Connection) -> None:
+        """Store a refreshed grant (with a rotated refresh token, if any) in one write."""
+        if await self._store.get_connection(user_id) is None:
+            return  # disconnected meanwhile: do not resurrect the grant
+        sealed = seal(self._vault, user_id, grant, email=previous.email, subject=previous.subject)
+        await self._store.save_connection(replace(sealed, status=previous.status))
+
+    async def refresh_ahead(self, horizon: timedelta) -> int:
+        """Refresh tokens of recently active users that expire within margin + `horizon`.
+
+        Run periodically (every `horizon / 2` or more often) this keeps every active user's
+        token outside the hot-path margin, so tool calls never wait for the token endpoint.
+        Returns how many were refreshed.
+        """
+        now = time.monotonic()
+        for user_id, seen in list(self._active.items()):
+            if now - seen > ACTIVE_WINDOW_SECONDS:
+                self._active.pop(user_id, None)
+        margin = self._margin + horizon
+        gate = asyncio.Semaphore(_BACKGROUND_PARALLEL)  # leave threads for tool calls
+
+        async def one(user_id: str) -> bool:
+            async with gate:
+                try:
+                    connection = await self._load(user_id)
+                    if self._fresh(connection, margin):
+                        return False
+                    await self._single_flight(user_id, "background", margin=margin)
+                    return True
+                except Exception:  # one failed user must not stop the others (refresh logs why)
+                    self._active.pop(user_id, None)
+                    return False
+
+        done = await asyncio.gather(*(one(user_id) for user_id in list(self._active)))
+        return sum(done)
+
+    async def rotate_encryption(self) -> tuple[int, list[str]]:
+        """Re-encrypt every stored grant under the primary key.
+
+        Returns how many grants changed and the users whose grants no configured key can read
+        (left untouched, so putting the missing key back and running again still works).
+        Each user is rewritten under their refresh lease, so a refresh in another process
+        cannot be overwritten by the older token being re-encrypted here.
+        """
+        rotated, unreadable = 0, []
+        for stale in await self._store.list_connections():
+            if not any(
+                token and self._vault.needs_rotation(token)
+                for token in (stale.access_token, stale.refresh_token)
+            ):
+                continue
+            user_id = stale.user_id
+            async with self._leases.hold(
+                f"refresh:{user_id}", wait_seconds=30, ttl_seconds=REFRESH_LEASE_SECONDS
+            ):
+                current = await self._store.get_connection(user_id)
+                if current is None:
+                    continue
+                try:
+                    grant = unseal(self._vault, current)
+                except VaultError:
+                    unreadable.append(user_id)
+                    continue
+                sealed = seal(
+                    self._vault, user_id, grant, email=current.email, subject=current.subject
+                )
+                await self._store.save_connection(
+                    replace(sealed, status=current.status, updated_at=current.updated_at)
+                )
+                rotated += 1
+        return rotated, unreadable
+
+    async def mark_needs_reconnect(self, user_id: str) -> None:
+        connection = await self._store.get_connection(user_id)
+        if connection is None or connection.status == NEEDS_RECONNECT:
+            return
+        log.warning(
+            "calendar grant revoked or expired; user must reconnect", extra={"user_id": user_id}
+        )
+        await self._store.set_connection_status(user_id, NEEDS_RECONNECT)
+        self._events.publish("needs_reconnect", user_id, email=connection.email)
+
+
+class UserTokens:
+    """One call's view of a user's tokens (`ports.calendar.TokenSource`)."""
+
+    def __init__(self, grants: Grants, user_id: str, grant: Grant) -> None:
+        self._grants = grants
+        self._user_id = user_id
+        self._grant = grant
+        self._renewed = False
+
+    async def access_token(self) -> str:
+        return self._grant.access_token
+
+    async def rejected(self, token: str) -> str:
+        if self._renewed:
+            # Even a token obtained after the rejection is refused: the grant is unusable.
+            await self._grants.mark_needs_reconnect(self._user_id)
+            raise ReconnectRequired()
+        self._renewed = True
+        self._grant = await self._grants.after_rejection(self._user_id, token)
+        return self._grant.access_token
+
+
+class ConnectedCalendars:
+    """Opens a connected user's calendar (`ports.calendar.CalendarAccess`)."""
+
+    def __init__(self, grants: Grants, client: CalendarClient) -> None:
+        self._grants = grants
+        self._client = client
+
+    async def open(self, user_id: str) -> CalendarProvider:
+        grant = await self._grants.fresh(user_id)
+        return self._client.for_user(UserTokens(self._grants, user_id, grant))

@@ -1,0 +1,59 @@
+"""What a platform adapter hands the pipeline, and what it gets back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from vapi_calendar.tools.context import CallContext
+from vapi_calendar.tools.errors import ToolError
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str  # the platform's id for this tool call: what "answer once" is keyed on
+    name: str
+    arguments: Mapping[str, Any]
+    # A sentence the assistant can say when the adapter could not read the arguments.
+    arguments_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A user id named in call metadata; `source` says where (for logs)."""
+
+    source: str
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An id the integrator may have linked to a user (e.g. a Vapi assistant id)."""
+
+    kind: str  # "assistant"
+    id: str
+
+
+IdentitySource = Claim | Link
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRequest:
+    """One message's tool calls, with what the platform (never the LLM) says about the call."""
+
+    platform: str
+    call: CallContext
+    # Where the user may be named, in precedence order; the first that names one decides.
+    identity: tuple[IdentitySource, ...]
+    calls: tuple[ToolCall, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutcome:
+    """Exactly one of `result` (the tool's answer) and `error` (what the caller hears)."""
+
+    tool_call_id: str
+    name: str
+    result: dict[str, Any] | None = None
+    error: ToolError | None = None

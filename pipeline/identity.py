@@ -1,0 +1,36 @@
+"""Whose calendar a call touches — decided from what the integrator and the platform set, never
+from tool arguments (those come from the LLM)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from vapi_calendar.pipeline.calls import Claim, IdentitySource, Link
+from vapi_calendar.ports.stores import LinkStore, User, UserStore
+from vapi_calendar.tools.errors import UserNotLinked
+
+MISSING_USER = (
+    "This assistant is linked to a user that does not exist, so I cannot reach a calendar."
+)
+
+
+async def resolve_user(
+    sources: Iterable[IdentitySource], users: UserStore, links: LinkStore
+) -> User:
+    """The first source that names a user decides.
+
+    A user named in metadata that does not exist is an integrator's misconfiguration and is
+    reported, never silently replaced by a later source; a stored link whose user is gone is
+    skipped.
+    """
+    for source in sources:
+        if isinstance(source, Claim):
+            user = await users.get_user(source.user_id)
+            if user is None:
+                raise UserNotLinked(MISSING_USER)
+            return user
+        if isinstance(source, Link) and source.kind == "assistant":
+            user_id = await links.user_for_assistant(source.id)
+            if user_id and (user := await users.get_user(user_id)) is not None:
+                return user
+    raise UserNotLinked()

@@ -1,0 +1,167 @@
+"""Run one message's tool calls: resolve → validate → open the calendar → run → answer once.
+
+Every tool call gets its own outcome, in call order; nothing a tool does can fail the others.
+The per-call budget is both a deadline the calendar adapter reads (to decide whether a retry
+still fits) and a hard stop, so the caller hears a sentence instead of silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vapi_calendar.pipeline.answers import CallAnswers
+from vapi_calendar.pipeline.calls import ToolCall, ToolOutcome, ToolRequest
+from vapi_calendar.pipeline.identity import resolve_user
+from vapi_calendar.ports.calendar import CalendarAccess
+from vapi_calendar.ports.clock import Clock
+from vapi_calendar.ports.locks import Locks
+from vapi_calendar.ports.stores import LinkStore, RecordStore, User, UserStore
+from vapi_calendar.support.budget import time_budget
+from vapi_calendar.support.keyed import KeyedSemaphore, WaitTimeout
+from vapi_calendar.support.metrics import Metrics, tool_label
+from vapi_calendar.tools.arguments import parse_arguments
+from vapi_calendar.tools.context import ToolContext
+from vapi_calendar.tools.errors import (
+    InvalidArguments,
+    ToolError,
+    TooSlow,
+    Unexpected,
+    UnknownTool,
+    UserBusy,
+)
+from vapi_calendar.tools.table import BY_NAME, Tool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    budget_seconds: float  # every tool call answers within this
+    calls_per_user: int  # tool calls one user may have in flight
+    # How long a call over the per-user cap waits for a place before answering "busy".
+    wait_seconds: float
+
+
+class ToolPipeline:
+    def __init__(
+        self,
+        *,
+        users: UserStore,
+        links: LinkStore,
+        records: RecordStore,
+        calendars: CalendarAccess,
+        locks: Locks,
+        metrics: Metrics,
+        clock: Clock,
+        limits: Limits,
+        tools: Sequence[Tool] | None = None,
+    ) -> None:
+        self._users = users
+        self._links = links
+        self._records = records
+        self._calendars = calendars
+        self._locks = locks
+        self._metrics = metrics
+        self._clock = clock
+        self._limits = limits
+        self._tools = BY_NAME if tools is None else {tool.name: tool for tool in tools}
+        # The cap guards the shared Google threads: one tenant cannot take every one.
+        self._per_user = KeyedSemaphore(limits.calls_per_user)
+
+    async def answer(self, request: ToolRequest) -> list[ToolOutcome]:
+        started = time.perf_counter()
+        user: User | ToolError
+        try:
+            user = await resolve_user(request.identity, self._users, self._links)
+        except ToolError as exc:
+            user = exc
+        outcomes = await asyncio.gather(
+            *(self._answer_one(request, c, user) for c in request.calls)
+        )
+        log.info(
+            "tool calls answered",
+            extra={
+                "platform": request.platform,
+                "call_id": request.call.call_id,
+                "tools": [c.name for c in request.calls],
+                "user_id": user.id if isinstance(user, User) else None,
+                "outcomes": ["error" if o.error is not None else "ok" for o in outcomes],
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+        return list(outcomes)
+
+    async def _answer_one(
+        self, request: ToolRequest, call: ToolCall, user: User | ToolError
+    ) -> ToolOutcome:
+        budget = self._limits.budget_seconds
+        label = tool_label(call.name, self._tools)
+        started = time.perf_counter()
+        outcome = "ok"
+        self._metrics.tool_calls_in_flight.inc()
+        try:
+            # The deadline (for retries deep down) and the hard stop share one budget.
+            with time_budget(budget):
+                async with asyncio.timeout(budget):
+                    result = await self._run(request, call, user)
+            return ToolOutcome(call.id, call.name, result=result)
+        except ToolError as exc:
+            outcome = "busy" if isinstance(exc, UserBusy) else "error"
+            return ToolOutcome(call.id, call.name, error=exc)
+        except TimeoutError:
+            outcome = "timeout"
+            log.warning("tool call exceeded its time budget", extra={"tool": label})
+            return ToolOutcome(call.id, call.name, error=TooSlow())
+        except Exception:
+            outcome = "unexpected"
+            log.exception("tool call failed unexpectedly", extra={"tool": label})
+            return ToolOutcome(call.id, call.name, error=Unexpected())
+        finally:
+            self._metrics.tool_calls_in_flight.dec()
+            self._metrics.tool_calls.labels(tool=label, outcome=outcome).inc()
+            self._metrics.tool_seconds.labels(tool=label).observe(time.perf_counter() - started)
+
+    async def _run(
+        self, request: ToolRequest, call: ToolCall, user: User | ToolError
+    ) -> dict[str, Any]:
+        tool = self._tools.get(call.name)
+        if tool is None:
+            raise UnknownTool(f"The calendar action {call.name[:64]!r} is not available.")
+        if call.arguments_error:
+            raise InvalidArguments(call.arguments_error)
+        if isinstance(user, ToolError):
+            raise user
+        # Arguments first: a call that cannot run must not cost a token refresh.
+        args = parse_arguments(tool.arguments, dict(call.arguments))
+        answers = CallAnswers(self._records, tool.answer_key or tool.name, user.id, call.id)
+        if tool.answer_key and (recorded := await answers.recorded()) is not None:
+            return recorded
+        calendar = await self._calendars.open(user.id)
+        context = ToolContext(
+            user=user,
+            calendar=calendar,
+            locks=self._locks,
+            answers=answers,
+            call=request.call,
+            tool_call_id=call.id,
+            now=self._clock(),
+        )
+        # Waiting for a token refresh (one shared refresh per user) takes no place under the
+        # cap, so it happens above.
+        try:
+            async with self._per_user.hold(
+                user.id,
+                wait_seconds=self._limits.wait_seconds,
+                on_contended_wait=self._metrics.lock_wait_seconds.labels(lock="user_slot").observe,
+            ):
+                result = await tool.run(context, args)
+        except WaitTimeout:
+            raise UserBusy() from None
+        if tool.answer_key and not answers.settled:
+            result = await answers.record(result)
+        return result

@@ -1,0 +1,180 @@
+"""The persistence contract every backend implements, as narrow interfaces.
+
+Each consumer names the one interface it needs (`LeaseStore`, `RecordStore`, …); a backend
+implements all of them as one `Store`. Plain dataclasses in, plain dataclasses out, aware UTC
+datetimes everywhere. Anything secret (tokens, PKCE verifiers) reaches the store already
+encrypted by `vapi_calendar.oauth.vault.TokenVault`, so no backend can leak plaintext
+credentials. Every guarantee the application relies on for correctness — single-use OAuth
+state, leases, first-writer-wins records — is an atomic operation of the store itself, never a
+read-then-write in application code.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+CONNECTED = "connected"
+NEEDS_RECONNECT = "needs_reconnect"
+
+
+class StoreError(Exception):
+    """Base class for store failures the caller can act on."""
+
+
+class AlreadyExists(StoreError):
+    """A create hit an existing key."""
+
+
+class NotFound(StoreError):
+    """An update or link referenced a record that does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    timezone: str
+    created_at: datetime
+    # Booking rules (working hours, buffers, …) as a JSON-compatible mapping; `tools.rules`.
+    rules: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """A user's calendar grant. Token fields hold ciphertext produced by `TokenVault`."""
+
+    user_id: str
+    access_token: str  # ciphertext
+    refresh_token: str | None  # ciphertext
+    expiry: datetime | None  # aware UTC; None = unknown
+    scopes: tuple[str, ...]
+    email: str | None
+    subject: str | None  # Google's stable account id (`sub`)
+    status: str = CONNECTED  # CONNECTED | NEEDS_RECONNECT
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthState:
+    """A pending consent. `state_hash` is a digest of the state, never the state itself."""
+
+    state_hash: str
+    user_id: str
+    code_verifier: str  # ciphertext
+    expires_at: datetime  # aware UTC
+
+
+class UserStore(abc.ABC):
+    @abc.abstractmethod
+    async def create_user(self, user: User) -> None:
+        """Insert; raise `AlreadyExists` when the id is taken."""
+
+    @abc.abstractmethod
+    async def get_user(self, user_id: str) -> User | None: ...
+
+    @abc.abstractmethod
+    async def update_user(
+        self,
+        user_id: str,
+        *,
+        timezone: str | None = None,
+        rules: dict[str, Any] | None = None,
+    ) -> User:
+        """Change the given fields; raise `NotFound` when there is no such user."""
+
+    @abc.abstractmethod
+    async def delete_user(self, user_id: str) -> bool:
+        """Delete the user with its links and connection. True when something was deleted."""
+
+
+class LinkStore(abc.ABC):
+    """Assistant → user links: which user a Vapi assistant acts for."""
+
+    @abc.abstractmethod
+    async def link_assistant(self, assistant_id: str, user_id: str) -> None:
+        """Create or replace the link; raise `NotFound` when the user does not exist."""
+
+    @abc.abstractmethod
+    async def unlink_assistant(self, assistant_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def user_for_assistant(self, assistant_id: str) -> str | None: ...
+
+
+class ConnectionStore(abc.ABC):
+    """Each user's calendar grant (encrypted tokens)."""
+
+    @abc.abstractmethod
+    async def save_connection(self, connection: Connection) -> None:
+        """Create or replace the user's connection in one atomic write.
+
+        Raises `NotFound` for an unknown user. `updated_at` is the store's: a given value is
+        kept, None becomes now; `set_connection_status` bumps it too.
+        """
+
+    @abc.abstractmethod
+    async def get_connection(self, user_id: str) -> Connection | None: ...
+
+    @abc.abstractmethod
+    async def set_connection_status(self, user_id: str, status: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def delete_connection(self, user_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def list_connections(self) -> list[Connection]:
+        """Every stored connection (key rotation)."""
+
+
+class OAuthStateStore(abc.ABC):
+    """Pending consents, each usable once."""
+
+    @abc.abstractmethod
+    async def put_oauth_state(self, state: OAuthState) -> None: ...
+
+    @abc.abstractmethod
+    async def consume_oauth_state(self, state_hash: str, now: datetime) -> OAuthState | None:
+        """Atomically remove and return the state; None if absent, used or expired."""
+
+
+class LeaseStore(abc.ABC):
+    """Named leases: locks across processes that free themselves when their holder dies."""
+
+    @abc.abstractmethod
+    async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
+        """Take the lease if free, expired, or already held by `holder` (then extend it)."""
+
+    @abc.abstractmethod
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Release only if `holder` still holds it."""
+
+
+class RecordStore(abc.ABC):
+    """Expiring key → value records, first writer wins (answers, booking markers)."""
+
+    @abc.abstractmethod
+    async def get_record(self, key: str) -> str | None:
+        """The stored value for `key` unless it has expired."""
+
+    @abc.abstractmethod
+    async def put_record(self, key: str, value: str, ttl_seconds: float) -> bool:
+        """Store if absent (or expired). False when a live record already exists: first wins."""
+
+
+class Store(
+    UserStore, LinkStore, ConnectionStore, OAuthStateStore, LeaseStore, RecordStore, abc.ABC
+):
+    """A whole backend. Implementations must never block the event loop."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and create or migrate the schema. Idempotent."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise if the backend is unreachable."""

@@ -1,0 +1,1 @@
+"""Calendar providers: one package per vendor, each implementing the calendar ports."""

@@ -1,0 +1,246 @@
+"""Calendar v3 through google-api-python-client, off the event loop, behind `CalendarProvider`.
+
+Requests are built with the real client library (one built service per worker thread, never per
+call) and sent on that thread's kept-alive connection with the user's bearer token. A 401 asks
+the user's `TokenSource` for a newer token and sends the request once more; every other failure
+is translated by `errors.calendar_error`. Event resources become the port's neutral `Event`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from googleapiclient.discovery import Resource, build
+from googleapiclient.errors import HttpError
+from googleapiclient.http import HttpRequest
+
+from vapi_calendar.ports.calendar import BusyTimes, Event, NewEvent, Span, TokenSource
+from vapi_calendar.providers.google.errors import (
+    TRANSPORT_ERRORS,
+    TokenRejected,
+    calendar_error,
+)
+from vapi_calendar.providers.google.retry import request_is_retry_safe, with_retries
+from vapi_calendar.providers.google.threads import GoogleThreads
+from vapi_calendar.support.metrics import Metrics
+from vapi_calendar.tools.errors import ReconnectRequired
+
+MakeRequest = Callable[[Resource], HttpRequest]
+
+
+def parse_rfc3339(value: str) -> datetime:
+    """A Google timestamp (`…Z` or with an offset) as an aware UTC datetime."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _wall_time(moment: datetime, timezone: str) -> dict[str, str]:
+    """An event time as Google shows it: local ISO time with offset, and the zone's name."""
+    local = moment.astimezone(ZoneInfo(timezone)).isoformat(timespec="seconds")
+    return {"dateTime": local, "timeZone": timezone}
+
+
+def to_event(item: Mapping[str, Any]) -> Event:
+    start, end = item.get("start") or {}, item.get("end") or {}
+    timed = "dateTime" in start and "dateTime" in end
+    private = (item.get("extendedProperties") or {}).get("private") or {}
+    return Event(
+        id=str(item["id"]),
+        status=str(item.get("status", "confirmed")),
+        summary=item.get("summary"),
+        start=parse_rfc3339(start["dateTime"]) if timed else None,
+        end=parse_rfc3339(end["dateTime"]) if timed else None,
+        tags={str(k): str(v) for k, v in private.items()},
+        attendees=tuple(str(a["email"]) for a in item.get("attendees") or () if a.get("email")),
+        meeting_link=item.get("hangoutLink"),
+    )
+
+
+def event_body(event: NewEvent) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": event.id,
+        "summary": event.summary,
+        "description": event.description,
+        "start": _wall_time(event.start, event.timezone),
+        "end": _wall_time(event.end, event.timezone),
+        "attendees": [{"email": email} for email in event.attendees],
+        "extendedProperties": {"private": dict(event.tags)},
+    }
+    if event.add_meeting:
+        # requestId must be unique per conference; the event id already is.
+        solution = {"type": "hangoutsMeet"}
+        body["conferenceData"] = {
+            "createRequest": {"requestId": event.id, "conferenceSolutionKey": solution}
+        }
+    return body
+
+
+class GoogleCalendarApi:
+    """Calendar API calls for any user; implements `ports.calendar.CalendarClient`."""
+
+    def __init__(self, threads: GoogleThreads, api_endpoint: str, metrics: Metrics) -> None:
+        self._threads = threads
+        self._api_endpoint = api_endpoint
+        self._metrics = metrics
+
+    def for_user(self, tokens: TokenSource) -> GoogleCalendar:
+        return GoogleCalendar(self, tokens)
+
+    def _service(self) -> Resource:
+        # build() parses the discovery document (several ms): once per worker thread, never per
+        # call. The service is bound to this thread's connection.
+        return self._threads.thread_local(
+            "calendar_service",
+            lambda: build(
+                "calendar",
+                "v3",
+                http=self._threads.http(),
+                cache_discovery=False,
+                static_discovery=True,
+                client_options={"api_endpoint": self._api_endpoint},
+            ),
+        )
+
+    async def execute(self, token: str, make_request: MakeRequest) -> Any:
+        """Send one request with `token`, retried within the budget; failures translated."""
+        built: list[HttpRequest] = []
+
+        def call() -> Any:
+            request = make_request(self._service())
+            request.headers["authorization"] = f"Bearer {token}"
+            built[:] = [request]
+            return request.execute(http=self._threads.http())
+
+        def retry_safe() -> bool:
+            # Inserts carry their deterministic event id (see retry.py): a resend is a 409.
+            return bool(built) and request_is_retry_safe(built[0].methodId, built[0].body)
+
+        try:
+            return await with_retries(
+                lambda: self._threads.run(call), retry_safe=retry_safe, metrics=self._metrics
+            )
+        except (HttpError, *TRANSPORT_ERRORS) as exc:
+            raise calendar_error(exc) from None
+
+
+class GoogleCalendar:
+    """One user's Google calendars; implements `ports.calendar.CalendarProvider`."""
+
+    def __init__(self, api: GoogleCalendarApi, tokens: TokenSource) -> None:
+        self._api = api
+        self._tokens = tokens
+
+    async def _execute(self, make_request: MakeRequest) -> Any:
+        token = await self._tokens.access_token()
+        for _ in range(2):
+            try:
+                return await self._api.execute(token, make_request)
+            except TokenRejected:
+                # Google stopped accepting the token before its expiry (revoked early, or the
+                # grant changed): once more with a newer one. The token source decides what a
+                # second refusal means (it raises `ReconnectRequired`).
+                token = await self._tokens.rejected(token)
+        raise ReconnectRequired()
+
+    async def busy(
+        self, calendar_ids: Sequence[str], start: datetime, end: datetime, timezone: str
+    ) -> BusyTimes:
+        """One freeBusy query across calendars (opaque, non-cancelled events are busy)."""
+        body = {
+            "timeMin": start.astimezone(UTC).isoformat(),
+            "timeMax": end.astimezone(UTC).isoformat(),
+            "timeZone": timezone,
+            "items": [{"id": cid} for cid in calendar_ids],
+        }
+        response = await self._execute(lambda s: s.freebusy().query(body=body))
+        busy: list[Span] = []
+        unreadable: dict[str, str] = {}
+        calendars = response.get("calendars", {})
+        for cid in calendar_ids:
+            entry = calendars.get(cid, {})
+            if errors := entry.get("errors"):
+                unreadable[cid] = str(errors[0].get("reason", "unknown"))
+                continue
+            busy.extend(
+                (parse_rfc3339(b["start"]), parse_rfc3339(b["end"])) for b in entry.get("busy", [])
+            )
+        return BusyTimes(busy, unreadable)
+
+    async def list_events(
+        self,
+        calendar_id: str,
+        *,
+        time_min: datetime,
+        time_max: datetime | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> list[Event]:
+        """Live single events overlapping [time_min, time_max), by start time; one page.
+
+        One page of 2500 covers any realistic booking calendar over the weeks the tools look
+        at; following pages would cost a request each inside a voice call's time budget.
+        """
+        params: dict[str, Any] = {
+            "calendarId": calendar_id,
+            "timeMin": time_min.astimezone(UTC).isoformat(),
+            "singleEvents": True,
+            "orderBy": "startTime",
+            "maxResults": 2500,
+        }
+        if time_max is not None:
+            params["timeMax"] = time_max.astimezone(UTC).isoformat()
+        if tags:
+            params["privateExtendedProperty"] = [f"{key}={value}" for key, value in tags.items()]
+        response = await self._execute(lambda s: s.events().list(**params))
+        return [to_event(item) for item in response.get("items", [])]
+
+    async def get_event(self, calendar_id: str, event_id: str) -> Event:
+        item = await self._execute(
+            lambda s: s.events().get(calendarId=calendar_id, eventId=event_id)
+        )
+        return to_event(item)
+
+    async def insert_event(self, calendar_id: str, event: NewEvent, *, send_updates: str) -> Event:
+        """`conferenceDataVersion=1` makes Google honour `conferenceData.createRequest`."""
+        body = event_body(event)
+        item = await self._execute(
+            lambda s: s.events().insert(
+                calendarId=calendar_id,
+                body=body,
+                sendUpdates=send_updates,
+                conferenceDataVersion=1 if event.add_meeting else 0,
+            )
+        )
+        return to_event(item)
+
+    async def move_event(
+        self,
+        calendar_id: str,
+        event_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        timezone: str,
+        send_updates: str,
+    ) -> Event:
+        # One patch of start and end: Google applies it as a single write.
+        changes = {"start": _wall_time(start, timezone), "end": _wall_time(end, timezone)}
+        item = await self._execute(
+            lambda s: s.events().patch(
+                calendarId=calendar_id, eventId=event_id, body=changes, sendUpdates=send_updates
+            )
+        )
+        return to_event(item)
+
+    async def delete_event(self, calendar_id: str, event_id: str, *, send_updates: str) -> None:
+        """Raises `EventGone` (410) when the event was already deleted."""
+        await self._execute(
+            lambda s: s.events().delete(
+                calendarId=calendar_id, eventId=event_id, sendUpdates=send_updates
+            )
+        )
+
+    async def timezone(self) -> str:
+        setting = await self._execute(lambda s: s.settings().get(setting="timezone"))
+        return str(setting["value"])

@@ -1,0 +1,162 @@
+"""Retrying Google requests inside the tool call's time budget.
+
+A tool call is dead air on a phone line, and Vapi gives up after the tool's `timeoutSeconds`.
+The pipeline therefore gives every tool call a deadline (`support.budget`, a context variable, so
+it follows the call into every coroutine it awaits), and `with_retries` retries only the failures
+worth retrying — 429, 5xx, 403 `rateLimitExceeded` / `userRateLimitExceeded`, connection errors
+and socket timeouts — with full-jitter exponential backoff, and only while the remaining budget
+still leaves room for the wait *and* one more attempt. Otherwise the last failure is raised at
+once, so the caller hears a clear error instead of silence.
+
+What is never retried:
+- 4xx other than the above (the request itself is wrong; a retry gives the same answer);
+- `RefreshError` (google-auth already retries the token endpoint itself; `invalid_grant` is
+  final);
+- a create that is not idempotent. `events.insert` is retried only when the event carries its
+  own id: booking always sends the deterministic `event_id_for(user, toolCallId)`, so a retry
+  after a lost response is a 409 `duplicate` that booking answers from the existing event —
+  never a second event. `events.quickAdd` and an insert without an id are tried once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httplib2
+from google.auth.exceptions import RefreshError, TransportError
+from googleapiclient.errors import HttpError
+
+from vapi_calendar.providers.google.errors import http_reason
+from vapi_calendar.support.budget import remaining
+from vapi_calendar.support.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+# Creates that make a new resource each time unless the body names it.
+_CREATES_NEEDING_ID = frozenset({"calendar.events.insert", "calendar.events.import"})
+_NEVER_RETRY = frozenset({"calendar.events.quickAdd"})
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 8  # a safety net: the budget is what really bounds retries
+    base_delay: float = 0.1  # first backoff is uniform in [0, 0.1 s], then 0.2, 0.4, ...
+    max_delay: float = 2.0
+    # Do not start a retry with less budget than this left: it would most likely be cut off
+    # by the deadline anyway, and answering "not responding" now beats answering it later.
+    min_attempt_seconds: float = 0.25
+
+
+DEFAULT_POLICY = RetryPolicy()
+
+
+def retry_reason(exc: BaseException) -> str | None:
+    """A short label if `exc` is worth retrying, else None."""
+    if isinstance(exc, HttpError):
+        status = exc.status_code or 0
+        if status == 429 or status >= 500:
+            return str(status)
+        if status == 403 and http_reason(exc) in RATE_LIMIT_REASONS:
+            return "403"
+        return None
+    if isinstance(exc, RefreshError):
+        return None
+    if isinstance(
+        exc, TransportError | httplib2.HttpLib2Error | http.client.HTTPException | OSError
+    ):
+        return "connection"
+    return None
+
+
+def request_is_retry_safe(method_id: str | None, body: str | bytes | None) -> bool:
+    """May this API request be sent again after a failure whose effect is unknown?"""
+    if method_id in _NEVER_RETRY:
+        return False
+    if method_id in _CREATES_NEEDING_ID:
+        try:
+            return bool(json.loads(body or "{}").get("id"))
+        except (ValueError, AttributeError):
+            return False
+    return True
+
+
+def _status_label(exc: BaseException | None) -> str:
+    if exc is None:
+        return "2xx"
+    if isinstance(exc, HttpError):
+        return str(exc.status_code)
+    if isinstance(exc, RefreshError):
+        return "refresh_error"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return "connection_error"
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    if not isinstance(exc, HttpError):
+        return None
+    value = getattr(exc.resp, "get", lambda _k: None)("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: ignore, use our own backoff
+
+
+async def with_retries(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    metrics: Metrics,
+    retry_safe: Callable[[], bool] = lambda: True,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    sleep: Callable[[float], Awaitable[Any]] | None = None,
+) -> T:
+    """Run `attempt` until it succeeds, fails for good, or the budget cannot afford a retry.
+
+    `retry_safe` is asked after a failure (the request has been built by then) whether sending
+    it again could duplicate an effect.
+    """
+    sleep = sleep or asyncio.sleep
+    for number in range(1, policy.max_attempts + 1):
+        started = time.perf_counter()
+        try:
+            result = await attempt()
+        except Exception as exc:
+            metrics.google_requests.labels(status=_status_label(exc)).inc()
+            metrics.google_seconds.observe(time.perf_counter() - started)
+            reason = retry_reason(exc)
+            if reason is None or number == policy.max_attempts or not retry_safe():
+                raise
+            cap = min(policy.max_delay, policy.base_delay * 2 ** (number - 1))
+            delay = random.uniform(0, cap)  # noqa: S311 - jitter, not crypto
+            hinted = _retry_after(exc)
+            if hinted is not None:
+                delay = max(delay, hinted)
+            left = remaining()
+            if left is not None and left < delay + policy.min_attempt_seconds:
+                log.warning(
+                    "google request failed; no budget left to retry",
+                    extra={"reason": reason, "attempt": number, "budget_left_ms": int(left * 1000)},
+                )
+                raise
+            metrics.google_retries.labels(reason=reason).inc()
+            log.info(
+                "retrying google request",
+                extra={"reason": reason, "attempt": number, "delay_ms": int(delay * 1000)},
+            )
+            await sleep(delay)
+        else:
+            metrics.google_requests.labels(status="2xx").inc()
+            metrics.google_seconds.observe(time.perf_counter() - started)
+            return result
+    raise AssertionError("unreachable")  # pragma: no cover

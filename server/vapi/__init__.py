@@ -1,0 +1,1 @@
+"""Vapi: the webhook adapter (authenticate → parse → pipeline → render) and tool definitions."""

@@ -1,0 +1,131 @@
+"""Vapi tool definitions, rendered from the one tool table (`vapi_calendar.tools.table`).
+
+`vapi-calendar vapi-tools` prints these as bodies for Vapi's `POST /tool`. The JSON-schema
+parameters are generated from the same pydantic models the pipeline validates arguments with,
+so what the LLM is told and what the server accepts cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from vapi_calendar.tools.arguments import ToolArguments
+from vapi_calendar.tools.table import TOOLS, Tool
+
+WEBHOOK_PATH = "/vapi/webhook"
+# Vapi's default; the server answers within TOOL_BUDGET_SECONDS (10 s by default), well below.
+DEFAULT_TIMEOUT_SECONDS = 20
+# Vapi's JSON-schema type accepts only these keys; bounds go into the description instead.
+_SCHEMA_KEYS = ("type", "description", "format", "pattern", "enum", "items")
+
+
+def _bounds(schema: dict[str, Any]) -> str:
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if low is not None and high is not None:
+        return f" Between {low} and {high}."
+    return ""
+
+
+def _property(schema: dict[str, Any]) -> dict[str, Any]:
+    """One pydantic property schema as Vapi's JsonSchema: optional → its type, no titles."""
+    options = [s for s in schema.get("anyOf", []) if s.get("type") != "null"]
+    inner = (
+        {**options[0], **{k: v for k, v in schema.items() if k != "anyOf"}} if options else schema
+    )
+    out = {key: inner[key] for key in _SCHEMA_KEYS if key in inner}
+    if "items" in out:
+        out["items"] = _property(out["items"])
+    if "description" in out:
+        out["description"] += _bounds(inner)
+    return out
+
+
+def parameters(model: type[ToolArguments]) -> dict[str, Any]:
+    """The function's JSON-schema parameters, camelCase, from the argument model."""
+    schema = model.model_json_schema(by_alias=True)
+    return {
+        "type": "object",
+        "properties": {name: _property(p) for name, p in schema["properties"].items()},
+        "required": list(schema.get("required", [])),
+    }
+
+
+def webhook_url(server_url: str) -> str:
+    """Accept the server's base URL or the full webhook URL."""
+    url = server_url.rstrip("/")
+    if not urlsplit(url).scheme or not urlsplit(url).netloc:
+        raise ValueError(f"not an absolute URL: {server_url!r}")
+    return url if url.endswith(WEBHOOK_PATH) else url + WEBHOOK_PATH
+
+
+def tool_body(
+    spec: Tool,
+    server_url: str,
+    *,
+    credential_id: str | None = None,
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+) -> dict[str, Any]:
+    """The JSON body for Vapi's POST /tool."""
+    server: dict[str, Any] = {"url": webhook_url(server_url), "timeoutSeconds": timeout_seconds}
+    if credential_id:
+        server["credentialId"] = credential_id
+    return {
+        "type": "function",
+        "async": False,
+        "function": {
+            "name": spec.name,
+            "description": spec.description,
+            "parameters": parameters(spec.arguments),
+        },
+        "server": server,
+        "messages": [
+            {"type": "request-start", "content": spec.start},
+            {
+                "type": "request-response-delayed",
+                "content": spec.delayed,
+                "timingMilliseconds": 4000,
+            },
+            {"type": "request-failed", "content": spec.failed},
+        ],
+    }
+
+
+def system_prompt(timezone: str) -> str:
+    """A snippet for the assistant's system prompt: today's date in the business's zone (Vapi
+    renders the Liquid `date` filter per call) and how to use the tools."""
+    now = '{{"now" | date: "%A, %B %d, %Y, %I:%M %p", "' + timezone + '"}}'
+    return "\n".join(
+        [
+            f"It is now {now} ({timezone} time).",
+            "Calendar tools:",
+            f"- Send times as local {timezone} wall time without an offset or Z, for example "
+            "2031-03-11T14:00:00. If the caller speaks about another time zone, pass it as "
+            "timeZone (an IANA name such as America/Chicago).",
+            "- Check availability before offering times; offer only times the tools return, "
+            "at most three at once.",
+            "- Before booking, moving or cancelling, read back the day, date, time and time "
+            "zone (the 'spoken' text from the tool) and wait for a clear yes.",
+            "- To change or cancel, call findAppointments first and use the eventId of the "
+            "appointment the caller confirms.",
+            "- Say the tool's short message in your own words; never read out ids or ISO times.",
+        ]
+    )
+
+
+def vapi_tools(
+    server_url: str,
+    *,
+    credential_id: str | None = None,
+    timezone: str = "UTC",
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+) -> dict[str, Any]:
+    return {
+        "tools": [
+            tool_body(
+                spec, server_url, credential_id=credential_id, timeout_seconds=timeout_seconds
+            )
+            for spec in TOOLS
+        ],
+        "systemPrompt": system_prompt(timezone),
+    }

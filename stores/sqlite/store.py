@@ -1,0 +1,438 @@
+"""SQLite backend on aiosqlite.
+
+Several server processes may share one database file, so every guarantee of the contract
+(single-use OAuth state, leases, first-writer-wins records) is a single SQL statement that
+SQLite executes atomically under its own file lock; nothing is read in Python and written back.
+Datetimes are stored as epoch seconds (REAL) and come back as aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from vapi_calendar.ports.stores import (
+    AlreadyExists,
+    Connection,
+    NotFound,
+    OAuthState,
+    Store,
+    StoreError,
+    User,
+)
+
+# RETURNING (used for every atomic take/consume below) arrived in SQLite 3.35.
+_MIN_SQLITE = (3, 35, 0)
+
+# Ordered schema migrations: MIGRATIONS[i] brings the schema from version i to i + 1.
+# Append new entries; never edit a released one. Each entry is a list of single statements
+# (not a script) so that the whole upgrade runs inside one BEGIN IMMEDIATE transaction.
+MIGRATIONS: list[list[str]] = [
+    # 1: initial schema
+    [
+        """
+        CREATE TABLE users (
+            id TEXT PRIMARY KEY,
+            timezone TEXT NOT NULL,
+            rules TEXT NOT NULL DEFAULT '{}',
+            created_at REAL NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE assistants (
+            assistant_id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE
+        )
+        """,
+        "CREATE INDEX assistants_user_id ON assistants(user_id)",
+        """
+        CREATE TABLE google_connections (
+            user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+            access_token TEXT NOT NULL,
+            refresh_token TEXT,
+            expiry REAL,
+            scopes TEXT NOT NULL DEFAULT '[]',
+            email TEXT,
+            subject TEXT,
+            status TEXT NOT NULL DEFAULT 'connected',
+            updated_at REAL NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE oauth_states (
+            state_hash TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            code_verifier TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            data TEXT NOT NULL DEFAULT '{}'
+        )
+        """,
+        "CREATE INDEX oauth_states_expires_at ON oauth_states(expires_at)",
+        """
+        CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE records (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX records_expires_at ON records(expires_at)",
+    ],
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _epoch(value: datetime) -> float:
+    # A naive datetime would silently be read as local time by .timestamp(); refuse it.
+    if value.tzinfo is None:
+        raise ValueError("the store only accepts timezone-aware datetimes")
+    return value.timestamp()
+
+
+def _from_epoch(value: float) -> datetime:
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    name = getattr(exc, "sqlite_errorname", "")
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in str(exc)
+
+
+def _translate(exc: sqlite3.Error) -> StoreError:
+    """A short, value-free StoreError; the original stays chained for debugging."""
+    if _is_busy(exc):
+        return StoreError("database is busy (locked by another writer)")
+    name = getattr(exc, "sqlite_errorname", "") or type(exc).__name__
+    return StoreError(f"database error ({name})")
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(
+        id=row["id"],
+        timezone=row["timezone"],
+        created_at=_from_epoch(row["created_at"]),
+        rules=json.loads(row["rules"]),
+    )
+
+
+def _connection(row: sqlite3.Row) -> Connection:
+    return Connection(
+        user_id=row["user_id"],
+        access_token=row["access_token"],
+        refresh_token=row["refresh_token"],
+        expiry=None if row["expiry"] is None else _from_epoch(row["expiry"]),
+        scopes=tuple(json.loads(row["scopes"])),
+        email=row["email"],
+        subject=row["subject"],
+        status=row["status"],
+        updated_at=_from_epoch(row["updated_at"]),
+    )
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str, *, busy_timeout_ms: int = 5000) -> None:
+        self.path = path
+        # How long a statement waits for another process's write lock before failing.
+        self.busy_timeout_ms = busy_timeout_ms
+        self._db: aiosqlite.Connection | None = None
+        # Serialises open()/close() and the migration transaction on this connection; any
+        # future multi-statement transaction must hold it too (BEGIN IMMEDIATE inside).
+        self._lock = asyncio.Lock()
+
+    # -- plumbing -----------------------------------------------------------------------------
+    @property
+    def _conn(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError("store is not open")
+        return self._db
+
+    async def _fetch(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[sqlite3.Row]:
+        # execute_fetchall steps the statement to completion, so an autocommit write with
+        # RETURNING is committed before we look at its rows.
+        try:
+            return list(await self._conn.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    async def _change(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one write statement and return how many rows it changed."""
+        try:
+            async with self._conn.execute(sql, params) as cursor:
+                return cursor.rowcount
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    # -- life cycle ---------------------------------------------------------------------------
+    async def open(self) -> None:
+        async with self._lock:
+            if self._db is not None:
+                return
+            if sqlite3.sqlite_version_info < _MIN_SQLITE:
+                raise StoreError(f"SQLite {sqlite3.sqlite_version} is too old; 3.35+ is needed")
+            await asyncio.to_thread(self._prepare_file)
+            try:
+                db = await aiosqlite.connect(self.path, isolation_level=None)
+            except sqlite3.Error as exc:
+                raise _translate(exc) from exc
+            db.row_factory = sqlite3.Row
+            self._db = db
+            try:
+                # busy_timeout first: switching to WAL needs a lock another process may hold.
+                await self._fetch(f"PRAGMA busy_timeout={int(self.busy_timeout_ms):d}")
+                await self._enable_wal()
+                await self._fetch("PRAGMA foreign_keys=ON")
+                await self._migrate()
+            except BaseException:
+                self._db = None
+                await db.close()
+                raise
+
+    def _prepare_file(self) -> None:
+        path = Path(self.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Create the file ourselves so it never exists with a wider mode, and tighten an older
+        # one. SQLite gives its -wal/-shm side files the same mode as the database file.
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        os.chmod(path, 0o600)
+
+    async def _enable_wal(self) -> None:
+        # The switch needs an exclusive lock, and when several connections open a new file at
+        # once SQLite can report the contention at once instead of calling the busy handler,
+        # so retry within the same time budget. (If the file system cannot do WAL, SQLite keeps
+        # the rollback journal; every guarantee here still holds, with less read concurrency.)
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        while True:
+            try:
+                await self._conn.execute_fetchall("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise _translate(exc) from exc
+            await asyncio.sleep(0.01)
+
+    async def _migrate(self) -> None:
+        rows = await self._fetch("PRAGMA user_version")
+        if rows[0][0] == SCHEMA_VERSION:
+            return
+        db = self._conn
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                # Re-read under the write lock: another process may have migrated meanwhile.
+                async with db.execute("PRAGMA user_version") as cursor:
+                    row = await cursor.fetchone()
+                current = row[0] if row else 0
+                if current > SCHEMA_VERSION:
+                    raise StoreError("database schema is newer than this server")
+                for statements in MIGRATIONS[current:]:
+                    for sql in statements:
+                        await db.execute(sql)
+                # PRAGMA cannot take a bound parameter; SCHEMA_VERSION is our own int.
+                await db.execute(f"PRAGMA user_version={SCHEMA_VERSION:d}")
+            except BaseException:
+                await db.rollback()
+                raise
+            await db.commit()
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    async def close(self) -> None:
+        async with self._lock:
+            db, self._db = self._db, None
+            if db is not None:
+                await db.close()
+
+    async def ping(self) -> None:
+        await self._fetch("SELECT 1")
+
+    # -- users --------------------------------------------------------------------------------
+    async def create_user(self, user: User) -> None:
+        rows = await self._fetch(
+            "INSERT INTO users (id, timezone, rules, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (id) DO NOTHING RETURNING id",
+            (user.id, user.timezone, json.dumps(user.rules), _epoch(user.created_at)),
+        )
+        if not rows:
+            raise AlreadyExists("user already exists")
+
+    async def get_user(self, user_id: str) -> User | None:
+        rows = await self._fetch("SELECT * FROM users WHERE id = ?", (user_id,))
+        return _user(rows[0]) if rows else None
+
+    async def update_user(
+        self,
+        user_id: str,
+        *,
+        timezone: str | None = None,
+        rules: dict[str, Any] | None = None,
+    ) -> User:
+        rows = await self._fetch(
+            "UPDATE users SET timezone = COALESCE(?, timezone), rules = COALESCE(?, rules) "
+            "WHERE id = ? RETURNING *",
+            (timezone, None if rules is None else json.dumps(rules), user_id),
+        )
+        if not rows:
+            raise NotFound("no such user")
+        return _user(rows[0])
+
+    async def delete_user(self, user_id: str) -> bool:
+        # Links and the connection go with it through ON DELETE CASCADE.
+        return await self._change("DELETE FROM users WHERE id = ?", (user_id,)) > 0
+
+    # -- assistant → user links -----------------------------------------------------------------
+    async def link_assistant(self, assistant_id: str, user_id: str) -> None:
+        # Selecting from users makes "user exists" part of the same statement: no row, no link.
+        rows = await self._fetch(
+            "INSERT INTO assistants (assistant_id, user_id) SELECT ?, id FROM users WHERE id = ? "
+            "ON CONFLICT (assistant_id) DO UPDATE SET user_id = excluded.user_id "
+            "RETURNING assistant_id",
+            (assistant_id, user_id),
+        )
+        if not rows:
+            raise NotFound("no such user")
+
+    async def unlink_assistant(self, assistant_id: str) -> bool:
+        sql = "DELETE FROM assistants WHERE assistant_id = ?"
+        return await self._change(sql, (assistant_id,)) > 0
+
+    async def user_for_assistant(self, assistant_id: str) -> str | None:
+        rows = await self._fetch(
+            "SELECT user_id FROM assistants WHERE assistant_id = ?", (assistant_id,)
+        )
+        return rows[0]["user_id"] if rows else None
+
+    # -- Google connections ---------------------------------------------------------------------
+    async def save_connection(self, connection: Connection) -> None:
+        c = connection
+        updated_at = time.time() if c.updated_at is None else _epoch(c.updated_at)
+        rows = await self._fetch(
+            "INSERT INTO google_connections (user_id, access_token, refresh_token, expiry, "
+            "scopes, email, subject, status, updated_at) "
+            "SELECT id, ?, ?, ?, ?, ?, ?, ?, ? FROM users WHERE id = ? "
+            "ON CONFLICT (user_id) DO UPDATE SET "
+            "access_token = excluded.access_token, refresh_token = excluded.refresh_token, "
+            "expiry = excluded.expiry, scopes = excluded.scopes, email = excluded.email, "
+            "subject = excluded.subject, status = excluded.status, "
+            "updated_at = excluded.updated_at "
+            "RETURNING user_id",
+            (
+                c.access_token,
+                c.refresh_token,
+                None if c.expiry is None else _epoch(c.expiry),
+                json.dumps(list(c.scopes)),
+                c.email,
+                c.subject,
+                c.status,
+                updated_at,
+                c.user_id,
+            ),
+        )
+        if not rows:
+            raise NotFound("no such user")
+
+    async def get_connection(self, user_id: str) -> Connection | None:
+        rows = await self._fetch("SELECT * FROM google_connections WHERE user_id = ?", (user_id,))
+        return _connection(rows[0]) if rows else None
+
+    async def set_connection_status(self, user_id: str, status: str) -> bool:
+        changed = await self._change(
+            "UPDATE google_connections SET status = ?, updated_at = ? WHERE user_id = ?",
+            (status, time.time(), user_id),
+        )
+        return changed > 0
+
+    async def delete_connection(self, user_id: str) -> bool:
+        sql = "DELETE FROM google_connections WHERE user_id = ?"
+        return await self._change(sql, (user_id,)) > 0
+
+    async def list_connections(self) -> list[Connection]:
+        rows = await self._fetch("SELECT * FROM google_connections ORDER BY user_id")
+        return [_connection(row) for row in rows]
+
+    # -- OAuth state (single use) -----------------------------------------------------------------
+    async def put_oauth_state(self, state: OAuthState) -> None:
+        await self._change(
+            "INSERT OR REPLACE INTO oauth_states "
+            "(state_hash, user_id, code_verifier, expires_at) VALUES (?, ?, ?, ?)",
+            (
+                state.state_hash,
+                state.user_id,
+                state.code_verifier,
+                _epoch(state.expires_at),
+            ),
+        )
+
+    async def consume_oauth_state(self, state_hash: str, now: datetime) -> OAuthState | None:
+        # The DELETE is the single point of truth: of any number of racing callers only one
+        # gets the row back. Expiry is checked afterwards so an expired state is gone too.
+        rows = await self._fetch(
+            "DELETE FROM oauth_states WHERE state_hash = ? "
+            "RETURNING state_hash, user_id, code_verifier, expires_at",
+            (state_hash,),
+        )
+        # Abandoned consents are never consumed; sweep them by the caller's clock so the
+        # table stays small.
+        await self._change("DELETE FROM oauth_states WHERE expires_at <= ?", (_epoch(now),))
+        if not rows or rows[0]["expires_at"] <= _epoch(now):
+            return None
+        row = rows[0]
+        return OAuthState(
+            state_hash=row["state_hash"],
+            user_id=row["user_id"],
+            code_verifier=row["code_verifier"],
+            expires_at=_from_epoch(row["expires_at"]),
+        )
+
+    # -- leases -----------------------------------------------------------------------------------
+    async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
+        now = time.time()
+        # The upsert only overwrites an expired lease or our own; otherwise it changes nothing
+        # and RETURNING yields no row. SQLite's write lock makes the check-and-set atomic.
+        rows = await self._fetch(
+            "INSERT INTO leases (name, holder, expires_at) VALUES (:name, :holder, :expires) "
+            "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+            "expires_at = excluded.expires_at "
+            "WHERE leases.expires_at <= :now OR leases.holder = excluded.holder "
+            "RETURNING holder",
+            {"name": name, "holder": holder, "expires": now + ttl_seconds, "now": now},
+        )
+        return bool(rows)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self._change("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+    # -- idempotency records ----------------------------------------------------------------------
+    async def get_record(self, key: str) -> str | None:
+        rows = await self._fetch(
+            "SELECT value FROM records WHERE key = ? AND expires_at > ?", (key, time.time())
+        )
+        return rows[0]["value"] if rows else None
+
+    async def put_record(self, key: str, value: str, ttl_seconds: float) -> bool:
+        now = time.time()
+        rows = await self._fetch(
+            "INSERT INTO records (key, value, expires_at) VALUES (:key, :value, :expires) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+            "expires_at = excluded.expires_at WHERE records.expires_at <= :now "
+            "RETURNING key",
+            {"key": key, "value": value, "expires": now + ttl_seconds, "now": now},
+        )
+        return bool(rows)

@@ -1,0 +1,97 @@
+"""The application's Prometheus metrics, on a registry of its own.
+
+Each app instance creates one `Metrics` (a fresh `CollectorRegistry`), so two apps in one
+process — tests, a benchmark next to a server — never share counters. Labels are small closed
+sets (tool name, outcome, status, lock kind): never a user id, call id or anything a caller
+controls beyond the tool name, which is clamped to the known tools.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+LATENCY_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5, 1, 2, 5, 10, 20,
+)  # fmt: skip
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        # RSS, CPU and open file descriptors of this process.
+        ProcessCollector(registry=self.registry)
+        r = self.registry
+        self.tool_calls = Counter(
+            "vapi_calendar_tool_calls_total",
+            "Tool calls answered, by tool and outcome (ok, error, timeout, busy, unexpected).",
+            ["tool", "outcome"],
+            registry=r,
+        )
+        self.tool_seconds = Histogram(
+            "vapi_calendar_tool_call_seconds",
+            "Time to answer one tool call, from the start of its budget.",
+            ["tool"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tool_calls_in_flight = Gauge(
+            "vapi_calendar_tool_calls_in_flight",
+            "Tool calls being worked on right now.",
+            registry=r,
+        )
+        self.google_requests = Counter(
+            "vapi_calendar_google_requests_total",
+            "Calendar API requests by result (2xx, an HTTP status, timeout, connection_error).",
+            ["status"],
+            registry=r,
+        )
+        self.google_retries = Counter(
+            "vapi_calendar_google_retries_total",
+            "Calendar API requests sent again after a retryable failure, by what failed.",
+            ["reason"],
+            registry=r,
+        )
+        self.google_seconds = Histogram(
+            "vapi_calendar_google_request_seconds",
+            "One Calendar API request as the server sees it (queueing for a thread included).",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.google_threads_busy = Gauge(
+            "vapi_calendar_google_threads_busy",
+            "Google worker threads running a request.",
+            registry=r,
+        )
+        self.refreshes = Counter(
+            "vapi_calendar_token_refreshes_total",
+            "Access-token refreshes by who needed them (call = on a tool call's hot path, "
+            "background = ahead of time) and outcome.",
+            ["path", "outcome"],
+            registry=r,
+        )
+        self.lock_wait_seconds = Histogram(
+            "vapi_calendar_lock_wait_seconds",
+            "Time spent waiting for a lock (booking lease, refresh lease, per-user call slot).",
+            ["lock"],
+            buckets=(*LAG_BUCKETS, 2, 5, 10),
+            registry=r,
+        )
+        self.loop_lag_seconds = Histogram(
+            "vapi_calendar_event_loop_lag_seconds",
+            "How late the event loop woke a timer (0 = never blocked).",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.loop_lag_max_seconds = Gauge(
+            "vapi_calendar_event_loop_lag_max_seconds",
+            "Largest event-loop lag since the process started.",
+            registry=r,
+        )
+
+
+def tool_label(name: str, known: Collection[str]) -> str:
+    """Tool names come from the request: unknown ones share one label."""
+    return name if name in known else "unknown"

@@ -1,0 +1,252 @@
+"""The `CalendarProvider` port's contract, run against every provider adapter.
+
+Each adapter is driven through its real client library over HTTP to the bundled emulator of its
+vendor. What the tools rely on is checked here once per provider: busy time, our tags, creating
+an event exactly once, moving and deleting it, the errors each failure becomes, and how a
+refused token is replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import pytest_asyncio
+
+from tests.harness.app import CLIENT_ID, Emulator
+from vapi_calendar.ports.calendar import CalendarProvider, DuplicateEvent, NewEvent
+from vapi_calendar.providers.google.calendar import GoogleCalendarApi
+from vapi_calendar.providers.google.endpoints import GoogleEndpoints
+from vapi_calendar.providers.google.threads import GoogleThreads
+from vapi_calendar.server.config import DEFAULT_SCOPES
+from vapi_calendar.support.metrics import Metrics
+from vapi_calendar.tools.errors import EventGone, EventNotFound, ReconnectRequired
+
+PROVIDERS = ["google"]
+EMAIL = "pat@example.com"
+NY = ZoneInfo("America/New_York")
+DAY = datetime(2031, 3, 11, tzinfo=NY)
+
+
+def at(hour: int, minute: int = 0) -> datetime:
+    return DAY.replace(hour=hour, minute=minute)
+
+
+@dataclass
+class Tokens:
+    """A `TokenSource` that mints a new token whenever the API refuses one."""
+
+    mint: Callable[[], str]
+    token: str
+    rejected_tokens: list[str] = field(default_factory=list)
+    give_up_after: int = 1
+
+    async def access_token(self) -> str:
+        return self.token
+
+    async def rejected(self, token: str) -> str:
+        self.rejected_tokens.append(token)
+        if len(self.rejected_tokens) > self.give_up_after:
+            raise ReconnectRequired()
+        self.token = await asyncio.to_thread(self.mint)
+        return self.token
+
+
+@dataclass
+class Subject:
+    calendar: CalendarProvider
+    tokens: Tokens
+    emulator: Emulator
+    calendar_id: str
+
+
+def _google(emulator: Emulator, tokens: Tokens) -> tuple[CalendarProvider, Callable[[], None]]:
+    metrics = Metrics()
+    threads = GoogleThreads(max_workers=2, timeout_seconds=5, metrics=metrics)
+    endpoints = GoogleEndpoints.for_base(emulator.url)
+    return GoogleCalendarApi(threads, endpoints.calendar_api, metrics).for_user(
+        tokens
+    ), threads.shutdown
+
+
+@pytest_asyncio.fixture(params=PROVIDERS)
+async def subject(request: pytest.FixtureRequest, emulator: Emulator) -> AsyncIterator[Subject]:
+    emulator.control.create_account(EMAIL, timezone="America/New_York")
+
+    def mint() -> str:
+        return str(emulator.control.mint_tokens(EMAIL, CLIENT_ID, DEFAULT_SCOPES)["access_token"])
+
+    tokens = Tokens(mint=mint, token=await asyncio.to_thread(mint))
+    calendar, close = _google(emulator, tokens)
+    try:
+        yield Subject(calendar, tokens, emulator, "primary")
+    finally:
+        close()
+
+
+def seed(subject: Subject, start: datetime, end: datetime, **extra: Any) -> None:
+    body = {"summary": "Seeded", "start": {"dateTime": start.isoformat()}}
+    body["end"] = {"dateTime": end.isoformat()}
+    subject.emulator.control.seed_event(EMAIL, {**body, **extra})
+
+
+def new_event(event_id: str, start: datetime, minutes: int = 30, **extra: Any) -> NewEvent:
+    values: dict[str, Any] = {
+        "id": event_id,
+        "summary": "Haircut",
+        "description": "Booked by phone.",
+        "start": start,
+        "end": start + timedelta(minutes=minutes),
+        "timezone": "America/New_York",
+        "attendees": ("sam@example.com",),
+        "tags": {"vapiCalendar": "1", "attendeePhone": "+14155550123"},
+    }
+    return NewEvent(**{**values, **extra})
+
+
+# -- busy time -----------------------------------------------------------------------------------
+
+
+async def test_busy_counts_opaque_events_only(subject: Subject) -> None:
+    await asyncio.to_thread(seed, subject, at(10), at(11))
+    await asyncio.to_thread(seed, subject, at(12), at(13), transparency="transparent")
+    await asyncio.to_thread(seed, subject, at(14), at(15), status="cancelled")
+
+    times = await subject.calendar.busy([subject.calendar_id], at(0), at(23), "America/New_York")
+
+    assert times.unreadable == {}
+    assert [(s.astimezone(NY).hour, e.astimezone(NY).hour) for s, e in times.busy] == [(10, 11)]
+    assert all(s.tzinfo is not None and e.tzinfo is not None for s, e in times.busy)
+
+
+async def test_busy_names_a_calendar_it_cannot_read(subject: Subject) -> None:
+    times = await subject.calendar.busy(
+        [subject.calendar_id, "someone-else@example.com"], at(0), at(23), "America/New_York"
+    )
+    assert times.unreadable == {"someone-else@example.com": "notFound"}
+
+
+# -- creating, reading, listing --------------------------------------------------------------------
+
+
+async def test_an_event_is_created_once_and_read_back_as_created(subject: Subject) -> None:
+    created = await subject.calendar.insert_event(
+        subject.calendar_id, new_event("abc12345", at(10)), send_updates="none"
+    )
+    assert (created.id, created.summary, created.status) == ("abc12345", "Haircut", "confirmed")
+    assert created.start == at(10) and created.end == at(10, 30)
+    assert created.tags["attendeePhone"] == "+14155550123"
+    assert created.attendees == ("sam@example.com",)
+
+    with pytest.raises(DuplicateEvent):
+        await subject.calendar.insert_event(
+            subject.calendar_id, new_event("abc12345", at(11)), send_updates="none"
+        )
+    again = await subject.calendar.get_event(subject.calendar_id, "abc12345")
+    assert (again.start, again.end, again.tags) == (created.start, created.end, created.tags)
+
+
+async def test_listing_filters_by_our_tags_and_the_time_range(subject: Subject) -> None:
+    await asyncio.to_thread(seed, subject, at(9), at(10))  # the owner's own event
+    for event_id, hour in (("ours00001", 10), ("ours00002", 14)):
+        await subject.calendar.insert_event(
+            subject.calendar_id, new_event(event_id, at(hour)), send_updates="none"
+        )
+
+    ours = await subject.calendar.list_events(
+        subject.calendar_id, time_min=at(0), tags={"vapiCalendar": "1"}
+    )
+    assert [e.id for e in ours] == ["ours00001", "ours00002"]
+    morning = await subject.calendar.list_events(
+        subject.calendar_id, time_min=at(0), time_max=at(12), tags={"vapiCalendar": "1"}
+    )
+    assert [e.id for e in morning] == ["ours00001"]
+
+
+async def test_an_all_day_event_has_no_times(subject: Subject) -> None:
+    day = {"start": {"date": "2031-03-11"}, "end": {"date": "2031-03-12"}, "summary": "Holiday"}
+    seeded = await asyncio.to_thread(subject.emulator.control.seed_event, EMAIL, day)
+    event = await subject.calendar.get_event(subject.calendar_id, seeded["id"])
+    assert (event.start, event.end) == (None, None)
+
+
+async def test_a_meeting_link_comes_back_when_asked_for(subject: Subject) -> None:
+    created = await subject.calendar.insert_event(
+        subject.calendar_id, new_event("meet00001", at(10), add_meeting=True), send_updates="none"
+    )
+    assert created.meeting_link and created.meeting_link.startswith("https://")
+
+
+# -- moving and deleting ---------------------------------------------------------------------------
+
+
+async def test_moving_changes_start_and_end_together(subject: Subject) -> None:
+    await subject.calendar.insert_event(
+        subject.calendar_id, new_event("move00001", at(10)), send_updates="none"
+    )
+    moved = await subject.calendar.move_event(
+        subject.calendar_id,
+        "move00001",
+        at(15),
+        at(15, 45),
+        timezone="America/New_York",
+        send_updates="none",
+    )
+    assert (moved.start, moved.end) == (at(15), at(15, 45))
+    assert moved.tags["vapiCalendar"] == "1"
+
+
+async def test_deleting_twice_is_event_gone_and_the_event_reads_cancelled(
+    subject: Subject,
+) -> None:
+    await subject.calendar.insert_event(
+        subject.calendar_id, new_event("gone00001", at(10)), send_updates="none"
+    )
+    await subject.calendar.delete_event(subject.calendar_id, "gone00001", send_updates="none")
+    assert (await subject.calendar.get_event(subject.calendar_id, "gone00001")).cancelled
+    with pytest.raises(EventGone):
+        await subject.calendar.delete_event(subject.calendar_id, "gone00001", send_updates="none")
+
+
+async def test_an_unknown_event_is_not_found(subject: Subject) -> None:
+    with pytest.raises(EventNotFound):
+        await subject.calendar.get_event(subject.calendar_id, "nosuch0001")
+
+
+async def test_the_calendar_time_zone_is_the_accounts(subject: Subject) -> None:
+    assert await subject.calendar.timezone() == "America/New_York"
+
+
+# -- tokens ----------------------------------------------------------------------------------------
+
+
+async def test_a_refused_token_is_replaced_once_and_the_request_sent_again(
+    subject: Subject,
+) -> None:
+    refused = subject.tokens.token
+    await asyncio.to_thread(subject.emulator.control.expire_access_tokens, EMAIL)
+    times = await subject.calendar.busy([subject.calendar_id], at(0), at(23), "UTC")
+    assert times.unreadable == {}
+    assert subject.tokens.rejected_tokens == [refused]
+
+
+async def test_a_replacement_that_is_refused_too_is_the_end(subject: Subject) -> None:
+    subject.tokens.mint = lambda: "not-a-token"
+    await asyncio.to_thread(subject.emulator.control.expire_access_tokens, EMAIL)
+    with pytest.raises(ReconnectRequired):
+        await subject.calendar.busy([subject.calendar_id], at(0), at(23), "UTC")
+    assert len(subject.tokens.rejected_tokens) == 2
+
+
+async def test_times_are_aware_and_exact_to_the_second(subject: Subject) -> None:
+    start = datetime(2031, 3, 11, 14, 5, 7, tzinfo=UTC)
+    created = await subject.calendar.insert_event(
+        subject.calendar_id, new_event("secs00001", start), send_updates="none"
+    )
+    assert created.start == start and created.start is not None
+    assert created.start.utcoffset() == timedelta(0)

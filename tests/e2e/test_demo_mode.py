@@ -1,0 +1,132 @@
+"""`vapi-calendar serve` as a real process, configured only by its environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from tests.harness.servers import free_port, wait_until_serving
+
+
+@dataclass
+class Served:
+    url: str
+    port: int
+    output: str = field(default="")
+
+
+@contextmanager
+def serve_process(cwd: Path, **env: str) -> Iterator[Served]:
+    """Start the CLI server with a clean environment; collect its output on exit."""
+    port = free_port()
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GOOGLE_", "VAPI_", "DATABASE_", "PUBLIC_", "ENCRYPTION_", "ADMIN_"))
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vapi_calendar.server.cli", "serve", "--port", str(port)],
+        cwd=cwd,  # a fresh directory: no .env, the default SQLite path
+        env={**clean, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    served = Served(f"http://127.0.0.1:{port}", port)
+    try:
+        wait_until_serving(
+            served.url, process, output=lambda: process.stdout.read() if process.stdout else ""
+        )
+        yield served
+    finally:
+        process.terminate()
+        served.output, _ = process.communicate(timeout=30)
+
+
+def check_availability_body(assistant_id: str) -> dict:
+    # Tomorrow 9:00 in the demo user's zone: booking rules (60-day horizon) refuse far dates,
+    # and the demo user is open every day, 9:00-17:00, with tomorrow's first event at 10:00.
+    tomorrow = (datetime.now(ZoneInfo("America/New_York")) + timedelta(days=1)).date()
+    return {
+        "message": {
+            "type": "tool-calls",
+            "call": {"id": "c", "assistantId": assistant_id},
+            "toolCallList": [
+                {
+                    "id": "t1",
+                    "type": "function",
+                    "function": {
+                        "name": "checkAvailability",
+                        "arguments": {"startDateTime": f"{tomorrow}T09:00:00"},
+                    },
+                }
+            ],
+        }
+    }
+
+
+def test_demo_mode_serves_tool_calls_against_the_bundled_emulator(tmp_path: Path) -> None:
+    with serve_process(tmp_path) as served:
+        response = httpx.post(
+            f"{served.url}/vapi/webhook",
+            json=check_availability_body("demo-assistant"),
+            timeout=30,
+        )
+        (result,) = response.json()["results"]
+        assert '"available":true' in result["result"]
+        assert (tmp_path / "data" / "vapi-calendar.db").exists()
+        key_file = tmp_path / "data" / "encryption.key"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+    assert "DEMO MODE" in served.output
+    assert re.search(rf"curl -s http://127\.0\.0\.1:{served.port}/vapi/webhook", served.output)
+    assert key_file.read_text().strip() not in served.output  # the key is never printed
+
+
+def test_logs_never_contain_credentials(tmp_path: Path) -> None:
+    admin = "admin-token-that-must-not-be-logged"
+    secret = "webhook-secret-that-must-not-be-logged"
+    with serve_process(
+        tmp_path, ADMIN_TOKEN=admin, VAPI_SECRET=secret, LOG_LEVEL="debug"
+    ) as served:
+        auth = {"authorization": f"Bearer {admin}"}
+        link = httpx.post(f"{served.url}/api/users/demo/connect-link", headers=auth).json()
+        token = link["url"].rsplit("/", 1)[1]
+        assert httpx.get(link["url"]).status_code == 200
+        start = httpx.post(link["url"])
+        state = re.search(r"state=([^&]+)", start.headers["location"]).group(1)
+        callback = f"{served.url}/oauth/google/callback?state={state}&code=CODE-MUST-NOT-LOG"
+        assert httpx.get(callback).status_code == 502  # the emulator never issued that code
+        ok = httpx.post(
+            f"{served.url}/vapi/webhook",
+            json=check_availability_body("demo-assistant"),
+            headers={"x-vapi-secret": secret},
+            timeout=30,
+        )
+        assert ok.status_code == 200
+        denied = httpx.post(
+            f"{served.url}/vapi/webhook", json={}, headers={"x-vapi-secret": secret + "x"}
+        )
+        assert denied.status_code == 401
+    output = served.output
+    assert "GET /connect/<token> 200" in output  # requests are logged, redacted
+    for credential in (admin, secret, token, state, "CODE-MUST-NOT-LOG", "ya29."):
+        assert credential not in output, f"{credential[:12]}… leaked into the log"
+    # Log lines are JSON objects (the demo banner is plain text on purpose).
+    logged = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    access = [entry for entry in logged if entry["logger"] == "vapi_calendar.access"]
+    assert access and all(entry["request_id"] and "ms" in entry for entry in access)
+    (answered,) = [entry for entry in logged if entry["msg"] == "tool calls answered"]
+    assert answered["user_id"] == "demo" and answered["outcomes"] == ["ok"]
+    assert answered["tools"] == ["checkAvailability"] and answered["call_id"] == "c"
+    assert answered["request_id"] in {entry["request_id"] for entry in access}
