@@ -187,6 +187,7 @@ class Grants:
                 f"refresh:{user_id}",
                 wait_seconds=self._lease_wait,
                 ttl_seconds=REFRESH_LEASE_SECONDS,
+                owner=user_id,
             ):
                 connection = await self._load(user_id)  # re-read: someone may have refreshed
                 current = self._open(connection)
@@ -271,7 +272,10 @@ class Grants:
                 continue
             user_id = stale.user_id
             async with self._leases.hold(
-                f"refresh:{user_id}", wait_seconds=30, ttl_seconds=REFRESH_LEASE_SECONDS
+                f"refresh:{user_id}",
+                wait_seconds=30,
+                ttl_seconds=REFRESH_LEASE_SECONDS,
+                owner=user_id,
             ):
                 current = await self._store.get_connection(user_id)
                 if current is None:

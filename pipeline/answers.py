@@ -11,14 +11,27 @@ from typing import Any
 
 from vapi_calendar.ports.stores import RecordStore
 
-ANSWER_TTL_SECONDS = 7 * 24 * 3600
-
 
 class CallAnswers:
-    """The answer record of one tool call (`tools.context.Answers`)."""
+    """The answer record of one tool call (`tools.context.Answers`).
 
-    def __init__(self, records: RecordStore, kind: str, user_id: str, tool_call_id: str) -> None:
+    Answers hold what callers said and heard (names, times), so they are kept only as long as a
+    redelivery can plausibly arrive (`retention_seconds`, ANSWER_RETENTION_HOURS) and belong to
+    the user: deleting the user deletes them.
+    """
+
+    def __init__(
+        self,
+        records: RecordStore,
+        kind: str,
+        user_id: str,
+        tool_call_id: str,
+        *,
+        retention_seconds: float,
+    ) -> None:
         self._records = records
+        self._owner = user_id
+        self._ttl = retention_seconds
         self._answer_key = f"{kind}-answer:{user_id}:{tool_call_id}"
         self._started_key = f"{kind}-started:{user_id}:{tool_call_id}"
         self.settled = False  # an answer is on record for this call (ours or an earlier one)
@@ -33,10 +46,11 @@ class CallAnswers:
 
     async def record(self, answer: dict[str, Any]) -> dict[str, Any]:
         self.settled = True
-        if await self._records.put_record(self._answer_key, json.dumps(answer), ANSWER_TTL_SECONDS):
+        stored = json.dumps(answer)
+        if await self._records.put_record(self._answer_key, stored, self._ttl, owner=self._owner):
             return answer
         # A concurrent delivery of the same call finished first: its answer stands.
         return await self.recorded() or answer
 
     async def first_attempt(self) -> bool:
-        return await self._records.put_record(self._started_key, "1", ANSWER_TTL_SECONDS)
+        return await self._records.put_record(self._started_key, "1", self._ttl, owner=self._owner)

@@ -45,6 +45,8 @@ class Limits:
     calls_per_user: int  # tool calls one user may have in flight
     # How long a call over the per-user cap waits for a place before answering "busy".
     wait_seconds: float
+    # How long answers are kept for redeliveries (ANSWER_RETENTION_HOURS).
+    answer_retention_seconds: float = 24 * 3600
 
 
 class ToolPipeline:
@@ -138,7 +140,13 @@ class ToolPipeline:
             raise user
         # Arguments first: a call that cannot run must not cost a token refresh.
         args = parse_arguments(tool.arguments, dict(call.arguments))
-        answers = CallAnswers(self._records, tool.answer_key or tool.name, user.id, call.id)
+        answers = CallAnswers(
+            self._records,
+            tool.answer_key or tool.name,
+            user.id,
+            call.id,
+            retention_seconds=self._limits.answer_retention_seconds,
+        )
         if tool.answer_key and (recorded := await answers.recorded()) is not None:
             return recorded
         calendar = await self._calendars.open(user.id)

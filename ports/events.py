@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
-ConnectionEvent = Literal["connected", "needs_reconnect", "disconnected"]
+ConnectionEvent = Literal["connected", "account_changed", "needs_reconnect", "disconnected"]
 
 
 class ConnectionEvents(Protocol):

@@ -11,6 +11,9 @@ class LockTimeout(Exception):
 
 
 class Locks(Protocol):
-    def hold(self, name: str, *, wait_seconds: float) -> AbstractAsyncContextManager[None]:
-        """Hold the lock `name` for the body; `LockTimeout` after `wait_seconds`."""
+    def hold(
+        self, name: str, *, wait_seconds: float, owner: str | None = None
+    ) -> AbstractAsyncContextManager[None]:
+        """Hold the lock `name` for the body; `LockTimeout` after `wait_seconds`. `owner` is the
+        user the lock belongs to, if any (deleting the user deletes a lock left behind)."""
         ...

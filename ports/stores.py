@@ -64,6 +64,8 @@ class OAuthState:
     user_id: str
     code_verifier: str  # ciphertext
     expires_at: datetime  # aware UTC
+    link: str = ""  # ciphertext: the connect link the consent was started from
+    browser: str = ""  # digest of the key in the cookie of the browser that started it
 
 
 class UserStore(abc.ABC):
@@ -86,7 +88,9 @@ class UserStore(abc.ABC):
 
     @abc.abstractmethod
     async def delete_user(self, user_id: str) -> bool:
-        """Delete the user with its links and connection. True when something was deleted."""
+        """Delete the user and everything it owns: links, connection, pending consents, and
+        the leases and records stored with `owner=user_id`; where the backend allows, leave
+        none of their text readable in its files. True when the user existed."""
 
 
 class LinkStore(abc.ABC):
@@ -143,8 +147,13 @@ class LeaseStore(abc.ABC):
     """Named leases: locks across processes that free themselves when their holder dies."""
 
     @abc.abstractmethod
-    async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
-        """Take the lease if free, expired, or already held by `holder` (then extend it)."""
+    async def acquire_lease(
+        self, name: str, holder: str, ttl_seconds: float, *, owner: str | None = None
+    ) -> bool:
+        """Take the lease if free, expired, or already held by `holder` (then extend it).
+
+        `owner` is the user the lease belongs to, if any: deleting the user deletes it.
+        """
 
     @abc.abstractmethod
     async def release_lease(self, name: str, holder: str) -> None:
@@ -159,8 +168,13 @@ class RecordStore(abc.ABC):
         """The stored value for `key` unless it has expired."""
 
     @abc.abstractmethod
-    async def put_record(self, key: str, value: str, ttl_seconds: float) -> bool:
-        """Store if absent (or expired). False when a live record already exists: first wins."""
+    async def put_record(
+        self, key: str, value: str, ttl_seconds: float, *, owner: str | None = None
+    ) -> bool:
+        """Store if absent (or expired). False when a live record already exists: first wins.
+
+        `owner` is the user the record belongs to, if any: deleting the user deletes it.
+        """
 
 
 class Store(
@@ -178,3 +192,7 @@ class Store(
     @abc.abstractmethod
     async def ping(self) -> None:
         """Raise if the backend is unreachable."""
+
+    @abc.abstractmethod
+    async def purge_expired(self) -> int:
+        """Delete expired records, leases and pending consents now; how many were deleted."""

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vapi_calendar.oauth.disconnect import Disconnected, disconnect
-from vapi_calendar.ports.stores import AlreadyExists, Connection, NotFound, User
+from vapi_calendar.oauth.grants import unseal
+from vapi_calendar.oauth.vault import TokenVault, VaultError
+from vapi_calendar.ports.stores import CONNECTED, AlreadyExists, Connection, NotFound, User
 from vapi_calendar.server.http import json_error
+from vapi_calendar.server.inputs import TimeZone, UserId, linked_id
 from vapi_calendar.server.services import Services
 from vapi_calendar.support.bearer import bearer_token
 from vapi_calendar.support.signing import same
@@ -23,16 +26,7 @@ from vapi_calendar.support.validation import first_error
 from vapi_calendar.tools.errors import InvalidStoredRules
 from vapi_calendar.tools.rules import TIMEZONE_SOURCE, BookingRules, RulesError, merge_rules
 
-# Ids appear in URLs and logs; keep them boring.
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
-
-
-def valid_timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown IANA time zone {value[:64]!r}") from None
-    return value
+log = logging.getLogger(__name__)
 
 
 def new_user(user_id: str, timezone: str | None, default_timezone: str) -> User:
@@ -47,26 +41,16 @@ def new_user(user_id: str, timezone: str | None, default_timezone: str) -> User:
 
 class CreateUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: str = Field(pattern=ID_PATTERN)
-    timezone: str | None = None
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str | None) -> str | None:
-        return value if value is None else valid_timezone(value)
+    id: UserId
+    timezone: TimeZone | None = None
 
 
 class UpdateUser(BaseModel):
     """A partial update: only the fields sent change; `rules` keys merge into the stored ones."""
 
     model_config = ConfigDict(extra="forbid")
-    timezone: str | None = None
+    timezone: TimeZone | None = None
     rules: dict[str, Any] | None = None
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str | None) -> str | None:
-        return value if value is None else valid_timezone(value)
 
 
 def updated_rules(user: User, timezone: str | None, patch: dict[str, Any] | None) -> dict[str, Any]:
@@ -80,7 +64,7 @@ def updated_rules(user: User, timezone: str | None, patch: dict[str, Any] | None
 
 class LinkAssistant(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    user_id: str = Field(alias="userId", pattern=ID_PATTERN)
+    user_id: UserId = Field(alias="userId")
 
 
 class BadRequest(Exception):
@@ -96,7 +80,7 @@ async def read_body(request: Request, model: type[M]) -> M:
         return model.model_validate_json(await request.body())
     except ValidationError as exc:
         error = first_error(exc)
-        raise BadRequest(f"{error.dotted(empty='body')}: {error.message}") from None
+        raise BadRequest(f"{error.dotted(empty='body')}: {error.reason}") from None
 
 
 def _authorized(services: Services, request: Request) -> bool:
@@ -154,15 +138,33 @@ def effective_rules(user: User) -> dict[str, Any] | None:
         return None
 
 
-def user_json(user: User, connection: Connection | None) -> dict[str, Any]:
+def connection_status(connection: Connection | None, vault: TokenVault) -> str:
+    """not_connected | connected | needs_reconnect | undecryptable (no configured key reads the
+    stored tokens: every call would fail, so it is not shown as connected)."""
+    if connection is None:
+        return "not_connected"
+    try:
+        unseal(vault, connection)
+    except VaultError:
+        log.error(
+            "stored tokens of a user cannot be decrypted with the configured ENCRYPTION_KEY: "
+            "put the old key back (after the new one) or send the user a new connect link",
+            extra={"user_id": connection.user_id},
+        )
+        return "undecryptable"
+    return connection.status
+
+
+def user_json(user: User, connection: Connection | None, vault: TokenVault) -> dict[str, Any]:
+    status = connection_status(connection, vault)
     return {
         "id": user.id,
         "timezone": user.timezone,
         "createdAt": user.created_at.isoformat(),
         "rules": effective_rules(user),
         "google": {
-            "connected": connection is not None and connection.status == "connected",
-            "status": connection.status if connection else "not_connected",
+            "connected": status == CONNECTED,
+            "status": status,
             "email": connection.email if connection else None,
         },
     }
@@ -175,7 +177,7 @@ async def create_user(request: Request, services: Services) -> Response:
         await services.store.create_user(user)
     except AlreadyExists:
         return json_error(409, f"user {body.id!r} already exists")
-    return JSONResponse(user_json(user, None), status_code=201)
+    return JSONResponse(user_json(user, None, services.vault), status_code=201)
 
 
 async def get_user(request: Request, services: Services) -> Response:
@@ -183,7 +185,9 @@ async def get_user(request: Request, services: Services) -> Response:
     user = await services.store.get_user(user_id)
     if user is None:
         return json_error(404, "no such user")
-    return JSONResponse(user_json(user, await services.store.get_connection(user_id)))
+    return JSONResponse(
+        user_json(user, await services.store.get_connection(user_id), services.vault)
+    )
 
 
 async def update_user(request: Request, services: Services) -> Response:
@@ -200,12 +204,22 @@ async def update_user(request: Request, services: Services) -> Response:
         user = await services.store.update_user(user_id, timezone=body.timezone, rules=rules)
     except NotFound:
         return json_error(404, "no such user")
-    return JSONResponse(user_json(user, await services.store.get_connection(user_id)))
+    return JSONResponse(
+        user_json(user, await services.store.get_connection(user_id), services.vault)
+    )
+
+
+def path_id(request: Request, name: str, check: Callable[[str], str]) -> str:
+    """A path parameter that names something to store, checked like a body field."""
+    try:
+        return check(request.path_params[name.replace("Id", "_id")])
+    except ValueError as exc:
+        raise BadRequest(f"{name}: {exc}") from None
 
 
 async def link_assistant(request: Request, services: Services) -> Response:
+    assistant_id = path_id(request, "assistantId", linked_id)
     body = await read_body(request, LinkAssistant)
-    assistant_id = request.path_params["assistant_id"]
     try:
         await services.store.link_assistant(assistant_id, body.user_id)
     except NotFound:
@@ -219,13 +233,29 @@ async def unlink_assistant(request: Request, services: Services) -> Response:
     return Response(status_code=204)
 
 
+class ConnectLinkOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # The link may connect a different Google account than the one connected now.
+    allow_account_change: bool = Field(default=False, alias="allowAccountChange")
+
+
 async def create_connect_link(request: Request, services: Services) -> Response:
     user_id = request.path_params["user_id"]
+    options = (
+        await read_body(request, ConnectLinkOptions)
+        if (await request.body()).strip()
+        else ConnectLinkOptions()
+    )
     if await services.store.get_user(user_id) is None:
         return json_error(404, "no such user")
-    link = services.links.create(user_id)
+    link = services.links.create(user_id, allow_account_change=options.allow_account_change)
     return JSONResponse(
-        {"url": link.url, "expiresAt": link.expires_at.isoformat()}, status_code=201
+        {
+            "url": link.url,
+            "expiresAt": link.expires_at.isoformat(),
+            "allowAccountChange": link.allow_account_change,
+        },
+        status_code=201,
     )
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
@@ -24,10 +24,19 @@ from vapi_calendar.server.config import (
     Settings,
 )
 from vapi_calendar.server.metrics import metrics_endpoint, monitor_loop_lag
-from vapi_calendar.server.services import Services, open_services
+from vapi_calendar.server.services import Services, open_services, warn_about_open_doors
 from vapi_calendar.server.vapi.webhook import vapi_webhook
 
 log = logging.getLogger(__name__)
+
+PURGE_INTERVAL_SECONDS = 600.0
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """The client hung up before its request was read: nothing to answer, nothing went wrong.
+    Logged at info (no traceback); 499 is nginx's "client closed request" in the access log."""
+    log.info("client disconnected before its request was read", extra={"path": request.url.path})
+    return Response(status_code=499)
 
 
 async def healthz(request: Request) -> Response:
@@ -55,6 +64,19 @@ async def refresh_tokens_ahead(services: Services, interval: float) -> None:
             log.exception("background token refresh failed")
 
 
+async def purge_expired(services: Services, interval: float) -> None:
+    """Delete expired answers, leases and pending consents (a lifespan task): what expires is
+    gone from the database, not merely ignored."""
+    while True:
+        try:
+            purged = await services.store.purge_expired()
+            if purged:
+                log.info("purged expired records", extra={"count": purged})
+        except Exception:
+            log.exception("purging expired records failed")
+        await asyncio.sleep(interval)
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> Starlette:
     """The app as plain data. `clock` is what the tools take as "now" (tests freeze it)."""
     settings = settings or Settings()
@@ -78,7 +100,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         services = await open_services(settings, clock=clock)
         app.state.services = services
-        tasks = [asyncio.create_task(monitor_loop_lag(services.metrics))]
+        warn_about_open_doors(settings, services.webhook_auth)
+        tasks = [
+            asyncio.create_task(monitor_loop_lag(services.metrics)),
+            asyncio.create_task(purge_expired(services, PURGE_INTERVAL_SECONDS)),
+        ]
         if settings.background_refresh_seconds > 0:
             tasks.append(
                 asyncio.create_task(
@@ -100,6 +126,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     return Starlette(
         routes=routes,
         middleware=[Middleware(AccessLog), Middleware(admin.AdminGate)],
+        exception_handlers={ClientDisconnect: client_gone},
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
     )

@@ -19,6 +19,12 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+class ConfigurationProblem(click.ClickException):
+    """A setting that cannot work: one line naming it, exit status 2, no traceback."""
+
+    exit_code = 2
+
+
 def _settings(**overrides: Any) -> Settings:
     from pydantic import ValidationError
 
@@ -29,9 +35,16 @@ def _settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         error = first_error(exc)
-        raise click.ClickException(
-            f"configuration: {error.dotted(empty='settings').upper()}: {error.message}"
+        raise ConfigurationProblem(
+            f"configuration: {error.dotted(empty='settings').upper()}: {error.reason}"
         ) from None
+
+
+def _checked(value: str, check: Callable[[str], str], param: str) -> str:
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=param) from None
 
 
 def _with_services(work: Callable[[Services], Awaitable[T]]) -> T:
@@ -42,7 +55,7 @@ def _with_services(work: Callable[[Services], Awaitable[T]]) -> T:
         try:
             services = await open_services(_settings())
         except ConfigError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise ConfigurationProblem(str(exc)) from None
         try:
             return await work(services)
         finally:
@@ -56,12 +69,6 @@ def main() -> None:
     """Per-user Google Calendar tools for Vapi assistants."""
 
 
-# uvicorn closes idle keep-alive connections after 5 s by default. A client (Vapi, or a load
-# balancer with the usual 60 s idle timeout) that reuses a connection just as the server closes
-# it gets a dropped request, so the server keeps idle connections longer than its clients do.
-KEEP_ALIVE_SECONDS = 75
-
-
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -70,8 +77,9 @@ def serve(host: str, port: int) -> None:
     import uvicorn
 
     from vapi_calendar.server.app import create_app
+    from vapi_calendar.server.http_server import uvicorn_config
     from vapi_calendar.server.logs import configure_logging
-    from vapi_calendar.server.services import ConfigError, check_settings
+    from vapi_calendar.server.services import ConfigError, preflight
 
     settings = _settings()
     if "public_url" not in settings.model_fields_set:
@@ -80,11 +88,12 @@ def serve(host: str, port: int) -> None:
         settings = _settings(public_url=f"http://{shown_host}:{port}")
     configure_logging(settings.log_level, settings.log_format)
     try:
-        check_settings(settings)
+        asyncio.run(preflight(settings))
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    uvicorn.run(
+        raise ConfigurationProblem(str(exc)) from None
+    config = uvicorn_config(
         create_app(settings),
+        read_timeout_seconds=settings.request_read_timeout_seconds,
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
@@ -94,8 +103,8 @@ def serve(host: str, port: int) -> None:
         log_config=None,
         # On SIGTERM: stop accepting, let in-flight tool calls finish within their budget.
         timeout_graceful_shutdown=int(settings.tool_budget_seconds) + 5,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
+    uvicorn.Server(config).run()
 
 
 @main.command("generate-key")
@@ -112,13 +121,12 @@ def generate_key() -> None:
 def create_user(user_id: str, timezone: str | None) -> None:
     """Create a user (same as POST /api/users)."""
     from vapi_calendar.ports.stores import AlreadyExists
-    from vapi_calendar.server.admin import new_user, valid_timezone
+    from vapi_calendar.server import inputs
+    from vapi_calendar.server.admin import new_user
 
+    _checked(user_id, inputs.user_id, "USER_ID")
     if timezone:
-        try:
-            valid_timezone(timezone)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--timezone") from None
+        _checked(timezone, inputs.timezone, "--timezone")
 
     async def work(services: Services) -> None:
         user = new_user(user_id, timezone, services.settings.default_timezone)
@@ -137,6 +145,10 @@ def create_user(user_id: str, timezone: str | None) -> None:
 def link_assistant(assistant_id: str, user_id: str) -> None:
     """Link a Vapi assistant to a user (same as PUT /api/assistants/{id})."""
     from vapi_calendar.ports.stores import NotFound
+    from vapi_calendar.server import inputs
+
+    _checked(assistant_id, inputs.linked_id, "ASSISTANT_ID")
+    _checked(user_id, inputs.user_id, "USER_ID")
 
     async def work(services: Services) -> None:
         try:
@@ -150,13 +162,21 @@ def link_assistant(assistant_id: str, user_id: str) -> None:
 
 @main.command("connect-link")
 @click.argument("user_id")
-def connect_link(user_id: str) -> None:
-    """Print a signed, expiring link the user opens to connect their Google Calendar."""
+@click.option(
+    "--allow-account-change",
+    is_flag=True,
+    help="The link may connect a different Google account than the one connected now.",
+)
+def connect_link(user_id: str, allow_account_change: bool) -> None:
+    """Print a signed, expiring, single-use link the user opens to connect their calendar."""
+    from vapi_calendar.server import inputs
+
+    _checked(user_id, inputs.user_id, "USER_ID")
 
     async def work(services: Services) -> str:
         if await services.store.get_user(user_id) is None:
             raise click.ClickException(f"no user {user_id!r}")
-        link = services.links.create(user_id)
+        link = services.links.create(user_id, allow_account_change=allow_account_change)
         return f"{link.url}\n(expires {link.expires_at.isoformat()})"
 
     click.echo(_with_services(work))
@@ -195,14 +215,13 @@ def rotate_key() -> None:
 def set_rules(user_id: str, path: str, timezone: str | None) -> None:
     """Change a user's booking rules (merged into the current ones) and print the result."""
     from vapi_calendar.ports.stores import NotFound
-    from vapi_calendar.server.admin import effective_rules, updated_rules, valid_timezone
+    from vapi_calendar.server import inputs
+    from vapi_calendar.server.admin import effective_rules, updated_rules
     from vapi_calendar.tools.rules import RulesError
 
+    _checked(user_id, inputs.user_id, "USER_ID")
     if timezone:
-        try:
-            valid_timezone(timezone)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--timezone") from None
+        _checked(timezone, inputs.timezone, "--timezone")
     try:
         patch = json.loads(Path(path).read_text())
     except ValueError as exc:
@@ -243,11 +262,11 @@ def vapi_tools(
     server_url: str, credential_id: str | None, timezone: str, timeout_seconds: int
 ) -> None:
     """Print Vapi tool definitions (bodies for POST /tool) and a system-prompt snippet."""
-    from vapi_calendar.server.admin import valid_timezone
+    from vapi_calendar.server import inputs
     from vapi_calendar.server.vapi.tool_definitions import vapi_tools as definitions
 
+    _checked(timezone, inputs.timezone, "--timezone")
     try:
-        valid_timezone(timezone)
         output = definitions(
             server_url,
             credential_id=credential_id,

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vapi_calendar.server.inputs import TimeZone
+
 DEFAULT_SCOPES = (
     "openid",
     "email",
@@ -74,12 +76,23 @@ class Settings(BaseSettings):
     # lease frees itself after this long. Keep it above TOOL_BUDGET_SECONDS +
     # GOOGLE_TIMEOUT_SECONDS (the longest a live holder can still be inserting).
     booking_lease_seconds: float = Field(default=30.0, ge=1, le=600)
-    default_timezone: str = "UTC"
+    # Stored tool answers (what callers said and heard) are kept this long for redeliveries of
+    # the same tool call, then purged.
+    answer_retention_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    # The whole request (headers and body) must arrive within this, or the connection is closed:
+    # a client that never finishes its request holds nothing for long.
+    request_read_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+    default_timezone: TimeZone = "UTC"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    log_level: str = "info"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     # `json` (one object per line: request id, call id, tool, user id, latency, outcome) or
     # `text` for reading by eye.
     log_format: Literal["json", "text"] = "json"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("public_url", "google_emulator_url")
     @classmethod

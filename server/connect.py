@@ -1,8 +1,15 @@
-"""End-user routes: the connect landing page, the start of consent, and Google's callback."""
+"""End-user routes: the connect landing page, the start of consent, and Google's callback.
+
+Pressing Connect puts a random key in a short-lived cookie (HttpOnly, SameSite=Lax, Secure
+under https) that the consent is bound to; the callback must come back with it. Lax is what lets
+the cookie ride along on Google's top-level redirect back to us while staying off cross-site
+subrequests.
+"""
 
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -10,14 +17,34 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from vapi_calendar.oauth.consent import ConsentFailure
+from vapi_calendar.oauth.consent import STATE_LIFETIME, ConsentFailure
 from vapi_calendar.oauth.links import LinkError
-from vapi_calendar.ports.stores import User
 from vapi_calendar.server.pages import page
 from vapi_calendar.server.services import Services
 from vapi_calendar.tools.spoken import spoken
 
 log = logging.getLogger(__name__)
+
+CONSENT_COOKIE = "vapi_calendar_consent"
+CALLBACK_PATH = "/oauth/google/callback"
+
+_LINK_PAGES = {
+    "expired": (
+        410,
+        "This link has expired",
+        "Please ask for a new link to connect your calendar.",
+    ),
+    "invalid": (
+        400,
+        "This link is not valid",
+        "Please ask for a new link to connect your calendar.",
+    ),
+    "used": (
+        410,
+        "This link was already used",
+        "Your calendar was connected with it. Ask for a new link if you need to connect again.",
+    ),
+}
 
 
 def _product(services: Services) -> str:
@@ -25,33 +52,24 @@ def _product(services: Services) -> str:
 
 
 def _link_failure(services: Services, error: LinkError) -> Response:
-    title = "This link has expired" if error.expired else "This link is not valid"
+    status, title, detail = _LINK_PAGES[error.problem]
     return page(
         "result.html",
-        status=410 if error.expired else 400,
+        status=status,
         ok=False,
         product=_product(services),
         title=title,
-        detail="Please ask for a new link to connect your calendar.",
+        detail=detail,
     )
-
-
-async def _linked_user(services: Services, token: str) -> tuple[User, datetime]:
-    user_id, expires_at = services.links.verify(token)
-    user = await services.store.get_user(user_id)
-    if user is None:
-        raise LinkError(expired=False)
-    return user, expires_at
 
 
 async def connect_page(request: Request) -> Response:
     services: Services = request.app.state.services
-    token = request.path_params["token"]
     try:
-        user, expires_at = await _linked_user(services, token)
+        link, user = await services.consent.open_link(request.path_params["token"])
     except LinkError as error:
         return _link_failure(services, error)
-    expires = spoken(expires_at, ZoneInfo(user.timezone), now=datetime.now(UTC))
+    expires = spoken(link.expires_at, ZoneInfo(user.timezone), now=datetime.now(UTC))
     return page(
         "connect.html",
         product=_product(services),
@@ -65,41 +83,54 @@ async def connect_page(request: Request) -> Response:
 async def connect_start(request: Request) -> Response:
     services: Services = request.app.state.services
     try:
-        user, _ = await _linked_user(services, request.path_params["token"])
+        link, _ = await services.consent.open_link(request.path_params["token"])
     except LinkError as error:
         return _link_failure(services, error)
-    return RedirectResponse(await services.consent.start(user.id), status_code=303)
+    browser_key = secrets.token_urlsafe(32)
+    response = RedirectResponse(await services.consent.start(link, browser_key), status_code=303)
+    response.set_cookie(
+        CONSENT_COOKIE,
+        browser_key,
+        max_age=int(STATE_LIFETIME.total_seconds()),
+        path=CALLBACK_PATH,
+        secure=services.settings.public_url.startswith("https://"),
+        httponly=True,
+        samesite="lax",
+    )
+    return response
 
 
 async def google_callback(request: Request) -> Response:
     services: Services = request.app.state.services
     params = {k: v for k, v in request.query_params.items() if k in ("state", "code", "error")}
     try:
-        connected = await services.consent.finish(params)
+        connected = await services.consent.finish(params, request.cookies.get(CONSENT_COOKIE))
     except ConsentFailure as failure:
-        retry = services.links.create(failure.retry_user).url if failure.retry_user else None
-        return page(
+        response = page(
             "result.html",
             status=failure.status,
             ok=False,
             product=_product(services),
             title=failure.title,
             detail=failure.detail,
-            retry_url=retry,
+            retry_url=failure.retry_url,
         )
-    account = f" ({connected.email})" if connected.email else ""
-    return page(
-        "result.html",
-        ok=True,
-        product=_product(services),
-        title="Your calendar is connected",
-        detail=f"{_product(services)} can now check your availability and book appointments "
-        f"in your Google Calendar{account}.",
-    )
+    else:
+        account = f" ({connected.email})" if connected.email else ""
+        response = page(
+            "result.html",
+            ok=True,
+            product=_product(services),
+            title="Your calendar is connected",
+            detail=f"{_product(services)} can now check your availability and book "
+            f"appointments in your Google Calendar{account}.",
+        )
+    response.delete_cookie(CONSENT_COOKIE, path=CALLBACK_PATH)
+    return response
 
 
 routes = [
     Route("/connect/{token}", connect_page, methods=["GET"]),
     Route("/connect/{token}", connect_start, methods=["POST"]),
-    Route("/oauth/google/callback", google_callback, methods=["GET"]),
+    Route(CALLBACK_PATH, google_callback, methods=["GET"]),
 ]

@@ -5,9 +5,11 @@ request, and the `extra` fields of the call (`call_id`, `tool`, `user_id`, `ms`,
 Bodies, tokens and secrets are never passed to a logger in the first place; this module only
 formats. `LOG_FORMAT=text` gives the plain format for reading by eye.
 
-Some libraries log credentials at DEBUG: requests-oauthlib prints authorization codes and token
-responses, oauthlib request bodies, urllib3/httplib2 full URLs. They are held at WARNING
-whatever LOG_LEVEL says, so turning on debugging never writes a token to a log.
+Some libraries log credentials or stored values at DEBUG: requests-oauthlib prints authorization
+codes and token responses, oauthlib request bodies, urllib3/httplib2 full URLs, aiosqlite every
+statement with its parameters (tokens, tool answers), PyMongo command documents. They are held at
+WARNING whatever LOG_LEVEL says, so turning on debugging never writes a token or a caller's
+appointment to a log.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import logging
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-CREDENTIAL_LEAKING_LOGGERS = (
+VALUE_LEAKING_LOGGERS = (
+    "aiosqlite",
+    "pymongo",
     "requests_oauthlib",
     "oauthlib",
     "urllib3",
@@ -69,5 +73,5 @@ def configure_logging(level: str, fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in CREDENTIAL_LEAKING_LOGGERS:
+    for name in VALUE_LEAKING_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

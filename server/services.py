@@ -14,10 +14,10 @@ from pathlib import Path
 from vapi_calendar.oauth.consent import ConsentFlow
 from vapi_calendar.oauth.grants import ConnectedCalendars, Grants
 from vapi_calendar.oauth.links import ConnectLinks
-from vapi_calendar.oauth.vault import TokenVault, load_or_create_key_file
+from vapi_calendar.oauth.vault import TokenVault, VaultError, load_or_create_key_file
 from vapi_calendar.pipeline.pipeline import Limits, ToolPipeline
 from vapi_calendar.ports.clock import Clock, system_clock
-from vapi_calendar.ports.stores import Store
+from vapi_calendar.ports.stores import Store, StoreError
 from vapi_calendar.providers.google.calendar import GoogleCalendarApi
 from vapi_calendar.providers.google.endpoints import GoogleEndpoints
 from vapi_calendar.providers.google.oauth import GoogleOAuth
@@ -65,6 +65,18 @@ def embedded_data_dir(settings: Settings) -> Path | None:
 
 
 def load_vault(settings: Settings) -> TokenVault:
+    try:
+        return _load_vault(settings)
+    except VaultError as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        # The embedded default keeps its key next to the database file.
+        raise ConfigError(
+            f"DATABASE_URL: cannot keep the encryption key in {exc.filename}: {exc.strerror}"
+        ) from None
+
+
+def _load_vault(settings: Settings) -> TokenVault:
     if settings.encryption_key is not None:
         return TokenVault.from_setting(settings.encryption_key.get_secret_value())
     data_dir = embedded_data_dir(settings)
@@ -91,6 +103,36 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError("CONNECTION_WEBHOOK_SECRET is required with CONNECTION_WEBHOOK_URL")
 
 
+async def preflight(settings: Settings) -> None:
+    """Everything about the configuration that can be known before serving: raises ConfigError
+    with one line naming the setting, so a bad deployment stops at once instead of failing in
+    the middle of starting."""
+    check_settings(settings)
+    try:
+        store = store_from_url(settings.database_url)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    load_vault(settings)
+    try:
+        await store.open()
+    except (StoreError, OSError) as exc:
+        raise ConfigError(f"DATABASE_URL: the database cannot be opened ({exc})") from None
+    finally:
+        await store.close()
+
+
+def warn_about_open_doors(settings: Settings, auth: WebhookAuthenticator) -> None:
+    if auth.configured:
+        return
+    if settings.demo_mode:
+        log.warning("demo mode: webhooks are accepted without authentication")
+    else:
+        log.warning(
+            "no webhook secret is set (VAPI_SECRET or VAPI_HMAC_SECRET): "
+            "every tool call will be refused with 401"
+        )
+
+
 async def open_services(
     settings: Settings, *, clock: Clock = system_clock, metrics: Metrics | None = None
 ) -> Services:
@@ -101,7 +143,10 @@ async def open_services(
         store = store_from_url(settings.database_url)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    await store.open()
+    try:
+        await store.open()
+    except (StoreError, OSError) as exc:
+        raise ConfigError(f"DATABASE_URL: the database cannot be opened ({exc})") from None
     threads = GoogleThreads(
         max_workers=settings.google_threads,
         timeout_seconds=settings.google_timeout_seconds,
@@ -133,6 +178,9 @@ async def open_services(
         metrics=metrics,
         refresh_margin=timedelta(seconds=settings.refresh_margin_seconds),
     )
+    links = ConnectLinks(
+        vault, settings.public_url, timedelta(minutes=settings.connect_link_minutes)
+    )
     pipeline = ToolPipeline(
         users=store,
         links=store,
@@ -146,6 +194,7 @@ async def open_services(
             calls_per_user=settings.max_concurrent_calls_per_user,
             # Over the cap a call waits up to half its budget for a place, then answers "busy".
             wait_seconds=min(5.0, settings.tool_budget_seconds / 2),
+            answer_retention_seconds=settings.answer_retention_hours * 3600,
         ),
     )
     return Services(
@@ -159,15 +208,16 @@ async def open_services(
         consent=ConsentFlow(
             users=store,
             states=store,
+            records=store,
+            connections=store,
+            links=links,
             vault=vault,
             oauth=oauth,
             calendars=calendar_api,
             grants=grants,
             events=notifier,
         ),
-        links=ConnectLinks(
-            vault, settings.public_url, timedelta(minutes=settings.connect_link_minutes)
-        ),
+        links=links,
         notifier=notifier,
         pipeline=pipeline,
         webhook_auth=WebhookAuthenticator(

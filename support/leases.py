@@ -41,7 +41,12 @@ class Leases:
 
     @asynccontextmanager
     async def hold(
-        self, name: str, *, wait_seconds: float, ttl_seconds: float | None = None
+        self,
+        name: str,
+        *,
+        wait_seconds: float,
+        ttl_seconds: float | None = None,
+        owner: str | None = None,
     ) -> AsyncIterator[None]:
         """Hold lease `name` for the body; `LockTimeout` after `wait_seconds`.
 
@@ -55,7 +60,7 @@ class Leases:
         deadline = loop.time() + wait_seconds
         try:
             async with self._local.hold(name, wait_seconds=wait_seconds):
-                while not await self._store.acquire_lease(name, holder, ttl):
+                while not await self._store.acquire_lease(name, holder, ttl, owner=owner):
                     if loop.time() >= deadline:
                         raise LockTimeout(name)
                     await asyncio.sleep(self._poll)

@@ -112,9 +112,12 @@ def lock_name(user_id: str, calendar_id: str) -> str:
 @asynccontextmanager
 async def booking_lock(ctx: ToolContext, rules: BookingRules) -> AsyncIterator[None]:
     """The booking calendar's lock, turned into a sentence when it stays taken too long."""
+    calendar_id = rules.booking_calendar_id
+    # A shared calendar's lock belongs to no one user.
+    owner = ctx.user.id if calendar_id == "primary" else None
     try:
         async with ctx.locks.hold(
-            lock_name(ctx.user.id, rules.booking_calendar_id), wait_seconds=LOCK_WAIT_SECONDS
+            lock_name(ctx.user.id, calendar_id), wait_seconds=LOCK_WAIT_SECONDS, owner=owner
         ):
             yield
     except LockTimeout:

@@ -8,14 +8,16 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
 from functools import cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 from vapi_calendar.tools.errors import InvalidArguments
 from vapi_calendar.tools.spoken import clock, date_words
 
-__all__ = ["parse_datetime", "parse_timezone", "to_iso"]
+__all__ = ["is_region_zone", "parse_datetime", "parse_timezone", "to_iso"]
 
 _MAX_ECHO = 40
+# The years a date may name; anything else is read as a mistake.
+YEARS = (1970, 2999)
 
 _ISO = re.compile(
     r"""
@@ -42,27 +44,25 @@ def _zones_by_lowercase() -> dict[str, str]:
     return {key.lower(): key for key in available_timezones()}
 
 
-_AMBIGUOUS_ABBREVIATIONS = frozenset(
-    {
-        "EST",
-        "EDT",
-        "CST",
-        "CDT",
-        "MST",
-        "MDT",
-        "PST",
-        "PDT",
-        "HST",
-        "EST5EDT",
-        "CST6CDT",
-        "MST7MDT",
-        "PST8PDT",
-        "CET",
-        "EET",
-        "WET",
-        "MET",
-    }
-)
+def is_region_zone(name: str) -> bool:
+    """An IANA zone named after a place ("America/New_York", exactly so spelled) or UTC.
+
+    Refused: legacy abbreviations ("EST", "CET", "EST5EDT": fixed offsets or US-only rules, so
+    "EST" sent in July books an hour off), fixed offsets ("Etc/GMT+5", "GMT"), and tzdata's
+    artefacts ("Factory", "localtime", "posixrules"). Region names, including IANA's backward
+    links such as "US/Eastern", follow their place's daylight-saving rules.
+    """
+    if name in ("UTC", "Etc/UTC"):
+        return True
+    region = name.split("/", 1)[0]
+    if "/" not in name or region in ("Etc", "posix", "right", "SystemV"):
+        return False
+    return name in _zones()
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
 
 
 def parse_timezone(name: str | None, default: ZoneInfo) -> ZoneInfo:
@@ -75,21 +75,14 @@ def parse_timezone(name: str | None, default: ZoneInfo) -> ZoneInfo:
     if not isinstance(name, str):
         raise InvalidArguments(f"I don't recognise the time zone '{_echo(str(name))}'.")
     key = name.strip()
-    if key.upper() in _AMBIGUOUS_ABBREVIATIONS:
-        # tzdata's "EST", "MST", "HST" are fixed offsets without daylight saving, so "EST" sent
-        # in July would book an hour off; make the assistant name the place instead.
+    canonical = key if key in _zones() else _zones_by_lowercase().get(key.lower())
+    if canonical is None:
+        raise InvalidArguments(f"I don't recognise the time zone '{_echo(key)}'.")
+    if not is_region_zone(canonical):
         raise InvalidArguments(
             "Please give the time zone as a region name such as America/New_York, "
             f"not '{_echo(key)}'."
         )
-    try:
-        return ZoneInfo(key)
-    # OSError: a key naming a tzdata directory ("America") raises IsADirectoryError.
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        pass
-    canonical = _zones_by_lowercase().get(key.lower())
-    if canonical is None:
-        raise InvalidArguments(f"I don't recognise the time zone '{_echo(key)}'.")
     return ZoneInfo(canonical)
 
 
@@ -118,6 +111,10 @@ def parse_datetime(
     if match is None:
         raise _unreadable(field)
     parts = match.groupdict()
+    if not YEARS[0] <= int(parts["year"]) <= YEARS[1]:
+        # A real date, but no calendar question is about it (and the arithmetic around the
+        # year 9999 overflows): the caller is asked for the date again, like any unreadable one.
+        raise _unreadable(field)
     try:
         day = date(int(parts["year"]), int(parts["month"]), int(parts["day"]))
         if parts["hour"] is None:

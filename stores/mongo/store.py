@@ -221,6 +221,9 @@ class MongoStore(Store):
             await db.assistants.create_index("user_id", name="user_id")
             await db.leases.create_index("key", unique=True, name="key_unique")
             await db.records.create_index("key", unique=True, name="key_unique")
+            for name in ("records", "leases", "oauth_states"):
+                field = "user_id" if name == "oauth_states" else "owner"
+                await db[name].create_index(field, name=field)
             for name in ("oauth_states", "leases", "records"):
                 await self._create_ttl_index(db[name])
         self._schema_ready = True
@@ -387,6 +390,9 @@ class MongoStore(Store):
     async def _delete_dependents(self, db: AsyncDatabase[Document], user_id: str) -> None:
         await db.assistants.delete_many({"user_id": user_id})
         await db.google_connections.delete_one({"_id": user_id})
+        await db.oauth_states.delete_many({"user_id": user_id})
+        await db.records.delete_many({"owner": user_id})
+        await db.leases.delete_many({"owner": user_id})
 
     # -- assistant → user links -----------------------------------------------------------------
     async def link_assistant(self, assistant_id: str, user_id: str) -> None:
@@ -465,6 +471,8 @@ class MongoStore(Store):
             "_id": state.state_hash,
             "user_id": state.user_id,
             "code_verifier": state.code_verifier,
+            "link": state.link,
+            "browser": state.browser,
             **_time_fields("expires_at", state.expires_at),
         }
         await self._upsert(db.oauth_states, doc)
@@ -491,17 +499,22 @@ class MongoStore(Store):
             user_id=doc["user_id"],
             code_verifier=doc["code_verifier"],
             expires_at=_required_time(doc, "expires_at"),
+            link=doc.get("link", ""),
+            browser=doc.get("browser", ""),
         )
 
     # -- leases -----------------------------------------------------------------------------------
-    async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
+    async def acquire_lease(
+        self, name: str, holder: str, ttl_seconds: float, *, owner: str | None = None
+    ) -> bool:
         db = await self._ready()
 
         def may_replace(current: Document, now: datetime) -> bool:
             # Our own lease is "extended" by replacing it with a later-expiring version.
             return current["holder"] == holder or _expired(current, now)
 
-        return await self._claim(db.leases, name, {"holder": holder}, ttl_seconds, may_replace)
+        fields = {"holder": holder, "owner": owner}
+        return await self._claim(db.leases, name, fields, ttl_seconds, may_replace)
 
     async def release_lease(self, name: str, holder: str) -> None:
         db = await self._ready()
@@ -519,6 +532,21 @@ class MongoStore(Store):
             return None
         return str(doc["value"])
 
-    async def put_record(self, key: str, value: str, ttl_seconds: float) -> bool:
+    async def put_record(
+        self, key: str, value: str, ttl_seconds: float, *, owner: str | None = None
+    ) -> bool:
         db = await self._ready()
-        return await self._claim(db.records, key, {"value": value}, ttl_seconds, _expired)
+        fields = {"value": value, "owner": owner}
+        return await self._claim(db.records, key, fields, ttl_seconds, _expired)
+
+    # -- retention --------------------------------------------------------------------------------
+    async def purge_expired(self) -> int:
+        db = await self._ready()
+        cutoff = _time_fields("expires_at", datetime.now(UTC))["expires_at"]
+        purged = 0
+        with _errors():
+            for name in ("records", "leases", "oauth_states"):
+                # `$lt` on the millisecond part never removes one that is still valid.
+                result = await db[name].delete_many({"expires_at": {"$lt": cutoff}})
+                purged += result.deleted_count
+        return purged

@@ -9,6 +9,7 @@ Datetimes are stored as epoch seconds (REAL) and come back as aware UTC datetime
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
@@ -92,6 +93,17 @@ MIGRATIONS: list[list[str]] = [
         )
         """,
         "CREATE INDEX records_expires_at ON records(expires_at)",
+    ],
+    # 2: who owns records and leases (deleted with the user); how a consent is bound to its
+    # connect link and to the browser that started it
+    [
+        "ALTER TABLE records ADD COLUMN owner TEXT",
+        "CREATE INDEX records_owner ON records(owner)",
+        "ALTER TABLE leases ADD COLUMN owner TEXT",
+        "CREATE INDEX leases_owner ON leases(owner)",
+        "ALTER TABLE oauth_states ADD COLUMN link TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE oauth_states ADD COLUMN browser TEXT NOT NULL DEFAULT ''",
+        "CREATE INDEX oauth_states_user_id ON oauth_states(user_id)",
     ],
 ]
 
@@ -199,6 +211,8 @@ class SQLiteStore(Store):
                 await self._fetch(f"PRAGMA busy_timeout={int(self.busy_timeout_ms):d}")
                 await self._enable_wal()
                 await self._fetch("PRAGMA foreign_keys=ON")
+                # Deleted rows are overwritten with zeros, not left readable in free pages.
+                await self._fetch("PRAGMA secure_delete=ON")
                 await self._migrate()
             except BaseException:
                 self._db = None
@@ -294,8 +308,34 @@ class SQLiteStore(Store):
         return _user(rows[0])
 
     async def delete_user(self, user_id: str) -> bool:
-        # Links and the connection go with it through ON DELETE CASCADE.
-        return await self._change("DELETE FROM users WHERE id = ?", (user_id,)) > 0
+        db = self._conn
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                # Links and the connection go with the user through ON DELETE CASCADE.
+                async with db.execute("DELETE FROM users WHERE id = ?", (user_id,)) as cursor:
+                    deleted = cursor.rowcount > 0
+                for table, column in (
+                    ("oauth_states", "user_id"),
+                    ("records", "owner"),
+                    ("leases", "owner"),
+                ):
+                    await db.execute(f"DELETE FROM {table} WHERE {column} = ?", (user_id,))  # noqa: S608 - our own names
+            except BaseException:
+                await db.rollback()
+                raise
+            await db.commit()
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        await self._scrub_wal()
+        return deleted
+
+    async def _scrub_wal(self) -> None:
+        """Copy the write-ahead log into the database and empty it: the log still holds the
+        deleted rows' old pages (secure_delete zeroes them only in the database file)."""
+        # Another process may be writing: its own checkpoints catch up, so this is best effort.
+        with contextlib.suppress(StoreError):
+            await self._fetch("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # -- assistant → user links -----------------------------------------------------------------
     async def link_assistant(self, assistant_id: str, user_id: str) -> None:
@@ -371,12 +411,15 @@ class SQLiteStore(Store):
     async def put_oauth_state(self, state: OAuthState) -> None:
         await self._change(
             "INSERT OR REPLACE INTO oauth_states "
-            "(state_hash, user_id, code_verifier, expires_at) VALUES (?, ?, ?, ?)",
+            "(state_hash, user_id, code_verifier, expires_at, link, browser) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             (
                 state.state_hash,
                 state.user_id,
                 state.code_verifier,
                 _epoch(state.expires_at),
+                state.link,
+                state.browser,
             ),
         )
 
@@ -385,7 +428,7 @@ class SQLiteStore(Store):
         # gets the row back. Expiry is checked afterwards so an expired state is gone too.
         rows = await self._fetch(
             "DELETE FROM oauth_states WHERE state_hash = ? "
-            "RETURNING state_hash, user_id, code_verifier, expires_at",
+            "RETURNING state_hash, user_id, code_verifier, expires_at, link, browser",
             (state_hash,),
         )
         # Abandoned consents are never consumed; sweep them by the caller's clock so the
@@ -399,20 +442,31 @@ class SQLiteStore(Store):
             user_id=row["user_id"],
             code_verifier=row["code_verifier"],
             expires_at=_from_epoch(row["expires_at"]),
+            link=row["link"],
+            browser=row["browser"],
         )
 
     # -- leases -----------------------------------------------------------------------------------
-    async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
+    async def acquire_lease(
+        self, name: str, holder: str, ttl_seconds: float, *, owner: str | None = None
+    ) -> bool:
         now = time.time()
         # The upsert only overwrites an expired lease or our own; otherwise it changes nothing
         # and RETURNING yields no row. SQLite's write lock makes the check-and-set atomic.
         rows = await self._fetch(
-            "INSERT INTO leases (name, holder, expires_at) VALUES (:name, :holder, :expires) "
+            "INSERT INTO leases (name, holder, expires_at, owner) "
+            "VALUES (:name, :holder, :expires, :owner) "
             "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
-            "expires_at = excluded.expires_at "
+            "expires_at = excluded.expires_at, owner = excluded.owner "
             "WHERE leases.expires_at <= :now OR leases.holder = excluded.holder "
             "RETURNING holder",
-            {"name": name, "holder": holder, "expires": now + ttl_seconds, "now": now},
+            {
+                "name": name,
+                "holder": holder,
+                "expires": now + ttl_seconds,
+                "now": now,
+                "owner": owner,
+            },
         )
         return bool(rows)
 
@@ -426,13 +480,25 @@ class SQLiteStore(Store):
         )
         return rows[0]["value"] if rows else None
 
-    async def put_record(self, key: str, value: str, ttl_seconds: float) -> bool:
+    async def put_record(
+        self, key: str, value: str, ttl_seconds: float, *, owner: str | None = None
+    ) -> bool:
         now = time.time()
         rows = await self._fetch(
-            "INSERT INTO records (key, value, expires_at) VALUES (:key, :value, :expires) "
+            "INSERT INTO records (key, value, expires_at, owner) "
+            "VALUES (:key, :value, :expires, :owner) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
-            "expires_at = excluded.expires_at WHERE records.expires_at <= :now "
+            "expires_at = excluded.expires_at, owner = excluded.owner "
+            "WHERE records.expires_at <= :now "
             "RETURNING key",
-            {"key": key, "value": value, "expires": now + ttl_seconds, "now": now},
+            {"key": key, "value": value, "expires": now + ttl_seconds, "now": now, "owner": owner},
         )
         return bool(rows)
+
+    # -- retention --------------------------------------------------------------------------------
+    async def purge_expired(self) -> int:
+        now = time.time()
+        purged = 0
+        for table in ("records", "leases", "oauth_states"):
+            purged += await self._change(f"DELETE FROM {table} WHERE expires_at <= ?", (now,))  # noqa: S608 - our own names
+        return purged

@@ -296,6 +296,50 @@ async def test_delete_user_cascades_to_links_and_connection(store: Store) -> Non
     assert await store.get_connection("u1") is None
 
 
+async def test_delete_user_takes_its_records_leases_and_pending_consents(store: Store) -> None:
+    await store.create_user(_user("u1"))
+    await store.create_user(_user("u2"))
+    for owner in ("u1", "u2"):
+        await store.put_record(f"answer:{owner}", "what the caller heard", 600, owner=owner)
+        assert await store.acquire_lease(f"refresh:{owner}", "h", 600, owner=owner)
+        await store.put_oauth_state(_state(f"s-{owner}", user_id=owner))
+    await store.put_record("shared", "no owner", 600)
+
+    assert await store.delete_user("u1") is True
+
+    assert await store.get_record("answer:u1") is None
+    assert await store.acquire_lease("refresh:u1", "someone-else", 600)  # free again
+    assert await store.consume_oauth_state("s-u1", datetime.now(UTC)) is None
+    # Nothing of anyone else's.
+    assert await store.get_record("answer:u2") == "what the caller heard"
+    assert await store.get_record("shared") == "no owner"
+    assert not await store.acquire_lease("refresh:u2", "someone-else", 600)
+    assert await store.consume_oauth_state("s-u2", datetime.now(UTC)) is not None
+
+
+async def test_purge_deletes_what_has_expired_and_nothing_else(store: Store) -> None:
+    await store.create_user(_user("u1"))
+    await store.put_record("old", "v", 0.01, owner="u1")
+    await store.put_record("live", "v", 600, owner="u1")
+    assert await store.acquire_lease("old-lease", "h", 0.01)
+    assert await store.acquire_lease("live-lease", "h", 600)
+    await store.put_oauth_state(_state("old-state", expires_in=-1))
+    await store.put_oauth_state(_state("live-state"))
+    await asyncio.sleep(0.05)
+
+    assert await store.purge_expired() >= 3
+    assert await store.purge_expired() == 0
+    assert await store.get_record("live") == "v"
+    assert not await store.acquire_lease("live-lease", "other", 600)
+    assert await store.consume_oauth_state("live-state", datetime.now(UTC)) is not None
+
+
+async def test_consent_state_keeps_its_link_and_browser_binding(store: Store) -> None:
+    await store.put_oauth_state(_state("s1", link="enc:link", browser="digest"))
+    got = await store.consume_oauth_state("s1", datetime.now(UTC))
+    assert got is not None and (got.link, got.browser) == ("enc:link", "digest")
+
+
 # -- Google connections --------------------------------------------------------------------------
 
 

@@ -184,3 +184,39 @@ def test_replayed_callback_is_refused_and_changes_nothing(page: Page, zoe: App) 
     assert "expired or was already used" in page.locator("main").inner_text()
     assert page.locator("#title").inner_text() != "Your calendar is connected"
     assert off_loop(zoe.connection, "zoe") == stored
+
+
+def test_a_consent_finished_in_another_browser_changes_nothing(browser: Browser, zoe: App) -> None:
+    """Login CSRF: Mallory presses Connect on her own link, then gets the victim to approve
+    Google's consent page in the victim's browser. The callback arrives without the cookie of
+    the browser that started it, so the victim's calendar is not bound to Mallory's user."""
+    mallory = browser.new_context()
+    victim = browser.new_context()
+    try:
+        attacker = mallory.new_page()
+        open_consent(attacker, zoe, "zoe")
+        consent_url = attacker.url  # Mallory stops here and sends this URL to the victim
+
+        page = victim.new_page()
+        page.goto(consent_url)
+        assert decide(page, zoe, "victim@example.com", "#allow") == 400
+        assert page.locator("#title").inner_text() == "Please connect in the browser you started in"
+        assert page.locator("#retry").count() == 0
+        assert off_loop(zoe.connection, "zoe") is None
+    finally:
+        mallory.close()
+        victim.close()
+
+
+def test_a_used_link_shows_a_clear_page_and_no_new_link(page: Page, zoe: App) -> None:
+    link = connect_link(zoe, "zoe")
+    response = page.goto(link)
+    assert response is not None and response.status == 200
+    page.locator("#connect").click()
+    page.wait_for_url(f"{zoe.emulator.url}/o/oauth2/v2/auth?**")
+    assert decide(page, zoe, "zoe@example.com", "#allow") == 200
+
+    again = page.goto(link)
+    assert again is not None and again.status == 410
+    assert page.locator("#title").inner_text() == "This link was already used"
+    assert page.locator("#connect").count() == 0 and page.locator("#retry").count() == 0

@@ -76,6 +76,20 @@ def check_availability_body(assistant_id: str) -> dict:
     }
 
 
+def schedule_body(assistant_id: str, summary: str) -> dict:
+    tomorrow = (datetime.now(ZoneInfo("America/New_York")) + timedelta(days=1)).date()
+    arguments = {"startDateTime": f"{tomorrow}T16:30:00", "summary": summary}
+    function = {"name": "scheduleAppointment", "arguments": arguments}
+    call = {"id": "t2", "type": "function", "function": function}
+    return {
+        "message": {
+            "type": "tool-calls",
+            "call": {"id": "c2", "assistantId": assistant_id},
+            "toolCallList": [call],
+        }
+    }
+
+
 def test_demo_mode_serves_tool_calls_against_the_bundled_emulator(tmp_path: Path) -> None:
     with serve_process(tmp_path) as served:
         response = httpx.post(
@@ -102,11 +116,12 @@ def test_logs_never_contain_credentials(tmp_path: Path) -> None:
         auth = {"authorization": f"Bearer {admin}"}
         link = httpx.post(f"{served.url}/api/users/demo/connect-link", headers=auth).json()
         token = link["url"].rsplit("/", 1)[1]
-        assert httpx.get(link["url"]).status_code == 200
-        start = httpx.post(link["url"])
-        state = re.search(r"state=([^&]+)", start.headers["location"]).group(1)
-        callback = f"{served.url}/oauth/google/callback?state={state}&code=CODE-MUST-NOT-LOG"
-        assert httpx.get(callback).status_code == 502  # the emulator never issued that code
+        with httpx.Client() as browser:  # keeps the consent's cookie, as a browser would
+            assert browser.get(link["url"]).status_code == 200
+            start = browser.post(link["url"])
+            state = re.search(r"state=([^&]+)", start.headers["location"]).group(1)
+            callback = f"{served.url}/oauth/google/callback?state={state}&code=CODE-MUST-NOT-LOG"
+            assert browser.get(callback).status_code == 502  # the emulator never issued it
         ok = httpx.post(
             f"{served.url}/vapi/webhook",
             json=check_availability_body("demo-assistant"),
@@ -114,6 +129,13 @@ def test_logs_never_contain_credentials(tmp_path: Path) -> None:
             timeout=30,
         )
         assert ok.status_code == 200
+        booked = httpx.post(
+            f"{served.url}/vapi/webhook",
+            json=schedule_body("demo-assistant", "Root canal for Quentin Zebulon"),
+            headers={"x-vapi-secret": secret},
+            timeout=30,
+        )
+        assert '"booked":true' in booked.json()["results"][0]["result"], booked.text
         denied = httpx.post(
             f"{served.url}/vapi/webhook", json={}, headers={"x-vapi-secret": secret + "x"}
         )
@@ -122,11 +144,17 @@ def test_logs_never_contain_credentials(tmp_path: Path) -> None:
     assert "GET /connect/<token> 200" in output  # requests are logged, redacted
     for credential in (admin, secret, token, state, "CODE-MUST-NOT-LOG", "ya29."):
         assert credential not in output, f"{credential[:12]}… leaked into the log"
+    # Nor what a caller said: the stored answer holds the title, the database loggers are quiet.
+    assert "Quentin Zebulon" not in output and "Root canal" not in output
     # Log lines are JSON objects (the demo banner is plain text on purpose).
     logged = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     access = [entry for entry in logged if entry["logger"] == "vapi_calendar.access"]
     assert access and all(entry["request_id"] and "ms" in entry for entry in access)
-    (answered,) = [entry for entry in logged if entry["msg"] == "tool calls answered"]
+    (answered,) = [
+        entry
+        for entry in logged
+        if entry["msg"] == "tool calls answered" and entry["call_id"] == "c"
+    ]
     assert answered["user_id"] == "demo" and answered["outcomes"] == ["ok"]
     assert answered["tools"] == ["checkAvailability"] and answered["call_id"] == "c"
     assert answered["request_id"] in {entry["request_id"] for entry in access}

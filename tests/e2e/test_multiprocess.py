@@ -167,3 +167,22 @@ def test_concurrent_calls_across_processes_refresh_an_expired_token_once(
     connection = cluster.apps[1].connection("ana")
     assert connection is not None and connection.expiry is not None
     assert connection.expiry.timestamp() > time.time() + 60
+
+
+def test_early_revocation_under_rotation_across_processes_refreshes_at_most_once(
+    cluster: Cluster, emulator: Emulator
+) -> None:
+    cluster.apps[0].connect_google("ana", CAL)
+    emulator.control.set_rotate_refresh_tokens(True)
+    emulator.control.expire_access_tokens(CAL)  # refused before its expiry, in both processes
+    emulator.control.reset_requests()
+    args = {"startDateTime": bookable_slots(3, now=datetime.now(UTC))[2], "durationMinutes": 30}
+
+    results = _concurrently(
+        cluster, lambda app, i: app.call_tool("checkAvailability", args, tool_call_id=f"x{i}")
+    )
+
+    assert all(r.get("available") is True for r in results), json.dumps(results)[:2000]
+    assert emulator.control.requests().get("token.refresh_token", 0) <= 1
+    connection = cluster.apps[1].connection("ana")
+    assert connection is not None and connection.status == "connected"

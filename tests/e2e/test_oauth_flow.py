@@ -27,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.harness.app import App, Emulator, running_app
+from tests.harness.consent import connect_link, decide, start_consent
 from tests.harness.servers import serve_in_thread
 from vapi_calendar.oauth.links import ConnectLinks, LinkError
 from vapi_calendar.oauth.vault import TokenVault, generate_key
@@ -34,12 +35,6 @@ from vapi_calendar.server.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 FREEBUSY = "https://www.googleapis.com/auth/calendar.freebusy"
 ARGS = {"startDateTime": "2031-03-11T09:00:00"}
-
-
-def connect_link(app: App, user_id: str) -> str:
-    response = app.admin.post(f"/api/users/{user_id}/connect-link")
-    assert response.status_code == 201, response.text
-    return response.json()["url"]
 
 
 def consent(
@@ -51,30 +46,13 @@ def consent(
     untick: tuple[str, ...] = (),
 ) -> tuple[httpx.Response, str]:
     """Walk the flow as a browser would; return the callback's response and its URL."""
-    http = app.http
-    landing = http.get(connect_link(app, user_id))
-    assert landing.status_code == 200 and 'id="connect"' in landing.text
+    link = connect_link(app, user_id)
+    landing = app.http.get(link)
     # The expiry is spoken in the user's own zone, e.g. "Sunday, November 22 at 4:05 PM EST".
     assert re.search(r"works until \w+day, \w+ \d+ at \d+:\d\d [AP]M", landing.text)
-    start = http.post(landing.url)
-    assert start.status_code == 303
-    consent_url = start.headers["location"]
-    assert consent_url.startswith(app.emulator.url + "/o/oauth2/v2/auth?")
-    page = http.get(consent_url)
-    assert page.status_code == 200
-    form: dict[str, Any] = {
-        unescape(k): unescape(v)
-        for k, v in re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', page.text)
-    }
-    scopes = [unescape(s) for s in re.findall(r'name="granted_scope" value="([^"]+)"', page.text)]
-    form["granted_scope"] = [s for s in scopes if s not in untick]
-    form["email"] = email
-    form["action"] = action
-    decision = http.post(consent_url.split("?")[0], data=form)
-    assert decision.status_code in (302, 303)
-    callback_url = decision.headers["location"]
-    assert callback_url.startswith(app.url + "/oauth/google/callback?")
-    return http.get(callback_url), callback_url
+    consent_url = start_consent(app.http, app, link)
+    callback_url = decide(app.http, app, consent_url, email=email, action=action, untick=untick)
+    return app.http.get(callback_url), callback_url
 
 
 @pytest.fixture
@@ -171,11 +149,11 @@ def test_bad_links_get_a_clear_page(app: App) -> None:
 def test_links_expire() -> None:
     links = ConnectLinks(TokenVault([generate_key()]), "http://x", lifetime=timedelta(seconds=1))
     link = links.create("ana")
-    assert links.verify(link.token)[0] == "ana"
+    assert links.verify(link.token).user_id == "ana"
     time.sleep(2.1)
     with pytest.raises(LinkError) as raised:
         links.verify(link.token)
-    assert raised.value.expired
+    assert raised.value.problem == "expired"
 
 
 def test_links_signed_by_another_key_are_invalid() -> None:
@@ -183,7 +161,7 @@ def test_links_signed_by_another_key_are_invalid() -> None:
     theirs = ConnectLinks(TokenVault([generate_key()]), "http://x", lifetime=timedelta(seconds=60))
     with pytest.raises(LinkError) as raised:
         mine.verify(theirs.create("ana").token)
-    assert not raised.value.expired
+    assert raised.value.problem == "invalid"
 
 
 def test_connect_link_for_unknown_user_is_404(app: App) -> None:

@@ -114,3 +114,36 @@ def test_arguments_are_checked_before_any_token_is_refreshed(app: App) -> None:
     assert result == {"error": "I need startDateTime to do that."}
     assert refreshes(app) == 0
     assert app.emulator.control.requests() == {}
+
+
+def test_early_revocation_under_rotation_refreshes_once_for_sixteen_calls(app: App) -> None:
+    """Google refuses the stored token before its expiry while every refresh rotates the refresh
+    token (the old one dies): the calls share one refresh, none fails, nobody must reconnect."""
+    app.emulator.control.set_rotate_refresh_tokens(True)
+    app.emulator.control.expire_access_tokens("ana@example.com")
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(
+            pool.map(
+                lambda i: app.call_tool("checkAvailability", ARGS, tool_call_id=f"r{i}"),
+                range(16),
+            )
+        )
+    assert all("available" in r for r in results), results
+    assert refreshes(app) == 1
+    connection = app.connection("ana")
+    assert connection is not None and connection.status == "connected"
+    # The rotated refresh token was stored with its access token: the next refresh works.
+    app.emulator.control.expire_access_tokens("ana@example.com")
+    assert "available" in app.call_tool("checkAvailability", ARGS, tool_call_id="later")
+    assert refreshes(app) == 2
+
+
+def test_a_call_holding_an_already_replaced_token_does_not_refresh_again(app: App) -> None:
+    app.emulator.control.set_rotate_refresh_tokens(True)
+    app.emulator.control.expire_access_tokens("ana@example.com")
+    assert "available" in app.call_tool("checkAvailability", ARGS, tool_call_id="first")
+    assert refreshes(app) == 1
+    # A second wave of refusals of the *old* token (calls that loaded it earlier) finds the
+    # stored grant already replaced and simply uses the new token.
+    assert "available" in app.call_tool("checkAvailability", ARGS, tool_call_id="second")
+    assert refreshes(app) == 1

@@ -228,9 +228,14 @@ def running_app(
 ) -> Iterator[App]:
     """The real server on its own loopback port, PUBLIC_URL pointing at it."""
     sock, url = bind_loopback()
-    settings = app_settings(tmp_path, emulator.url, public_url=url, **overrides)
+    overrides.setdefault("public_url", url)
+    settings = app_settings(tmp_path, emulator.url, **overrides)
     with (
-        serve_in_thread(create_app(settings, clock=clock), sock=sock),
+        serve_in_thread(
+            create_app(settings, clock=clock),
+            sock=sock,
+            read_timeout_seconds=settings.request_read_timeout_seconds,
+        ),
         httpx.Client(timeout=30) as http,
     ):
         running = App(url, settings, emulator, http)

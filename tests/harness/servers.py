@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from vapi_calendar.server.cli import KEEP_ALIVE_SECONDS
+from vapi_calendar.server.http_server import uvicorn_config
 
 
 def free_port() -> int:
@@ -33,7 +33,11 @@ def bind_loopback() -> tuple[socket.socket, str]:
 
 @contextmanager
 def serve_in_thread(
-    app: Any, *, sock: socket.socket | None = None, startup_timeout: float = 15.0
+    app: Any,
+    *,
+    sock: socket.socket | None = None,
+    startup_timeout: float = 15.0,
+    read_timeout_seconds: float = 15.0,
 ) -> Iterator[str]:
     """Serve `app` over real HTTP on 127.0.0.1 and yield its base URL (no trailing slash)."""
     if sock is None:
@@ -41,12 +45,12 @@ def serve_in_thread(
     port = sock.getsockname()[1]
     # Same keep-alive as `vapi-calendar serve`: a test client reusing an idle connection must
     # not race the server closing it.
-    config = uvicorn.Config(
+    config = uvicorn_config(
         app,
+        read_timeout_seconds=read_timeout_seconds,
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=5,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
