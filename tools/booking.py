@@ -26,6 +26,8 @@ from pydantic import EmailStr, Field
 from vapi_calendar.ports.calendar import DuplicateEvent, Event, NewEvent
 from vapi_calendar.ports.locks import LockTimeout
 from vapi_calendar.tools.appointments import (
+    CALL_KEY,
+    CALLER_KEY,
     CREATED_BY_KEY,
     CREATED_BY_VALUE,
     PHONE_KEY,
@@ -144,9 +146,12 @@ def _new_event(
 ) -> NewEvent:
     tags = {CREATED_BY_KEY: CREATED_BY_VALUE, "toolCallId": ctx.tool_call_id}
     if ctx.call.call_id:
-        tags["callId"] = ctx.call.call_id
+        tags[CALL_KEY] = ctx.call.call_id
+    caller = normalize_phone(ctx.call.caller_number)
+    if caller:
+        tags[CALLER_KEY] = caller  # who may reach it later (`appointmentAccess`)
     # The number the caller gave, else the one they call from: findAppointments matches on it.
-    phone = normalize_phone(args.attendee_phone) or normalize_phone(ctx.call.caller_number)
+    phone = normalize_phone(args.attendee_phone) or caller
     if phone:
         tags[PHONE_KEY] = phone
     return NewEvent(

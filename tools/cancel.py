@@ -26,7 +26,7 @@ class CancelAppointmentArguments(ToolArguments):
 
 async def cancel_appointment(ctx: ToolContext, args: CancelAppointmentArguments) -> dict[str, Any]:
     rules = BookingRules.for_user(ctx.user.rules)
-    event = await own_event(ctx, rules.booking_calendar_id, args.event_id)
+    event = await own_event(ctx, rules, args.event_id)
     appointment = appointment_json(event, ctx.user_tz, ctx.now)
     already = event.cancelled
     if not already:

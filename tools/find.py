@@ -1,9 +1,11 @@
 """findAppointments: the caller's upcoming appointments made through this project.
 
-Scoped twice: only the resolved user's booking calendar, and only events tagged as ours. The
-caller is identified by phone (the number they call from unless they give another) or email;
-without either there is nobody to match, so the tool refuses rather than list everyone's
-appointments. One events.list request.
+Scoped three times: only the resolved user's booking calendar, only events tagged as ours, and
+only appointments this call may reach (`appointmentAccess`: by default those booked from the
+number the call comes from, or earlier in the same call). A phone number or email the caller
+gives narrows the list further; it never widens it. With `anyone` (a staff line) the caller is
+matched by the number they give or call from, or an email; without either the tool refuses
+rather than list everyone's appointments. One events.list request.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ from typing import Any
 from pydantic import EmailStr, Field
 
 from vapi_calendar.ports.calendar import Event
-from vapi_calendar.tools.appointments import OURS, PHONE_KEY, appointment_json, normalize_phone
+from vapi_calendar.tools.appointments import (
+    OURS,
+    PHONE_KEY,
+    appointment_json,
+    normalize_phone,
+    reachable,
+)
 from vapi_calendar.tools.arguments import ToolArguments
 from vapi_calendar.tools.context import ToolContext
 from vapi_calendar.tools.errors import InvalidArguments
@@ -52,12 +60,13 @@ async def find_appointments(ctx: ToolContext, args: FindAppointmentsArguments) -
     rules = BookingRules.for_user(ctx.user.rules)
     phone = normalize_phone(args.attendee_phone)
     email = args.attendee_email.lower() if args.attendee_email else None
-    if phone is None and email is None:
+    scoped = rules.appointment_access == "caller"
+    if not scoped and phone is None and email is None:
         phone = normalize_phone(ctx.call.caller_number)
-    if phone is None and email is None:
-        raise InvalidArguments(
-            "I need the phone number or email address the appointment was booked with."
-        )
+        if phone is None:
+            raise InvalidArguments(
+                "I need the phone number or email address the appointment was booked with."
+            )
     tz = ctx.user_tz
     # Upcoming by default; an explicit range may reach back (e.g. "the one I had Monday").
     start = ctx.now
@@ -72,7 +81,13 @@ async def find_appointments(ctx: ToolContext, args: FindAppointmentsArguments) -
     events = await ctx.calendar.list_events(
         rules.booking_calendar_id, time_min=start, time_max=end, tags=OURS
     )
-    mine = [e for e in events if e.start is not None and _matches(e, phone, email)]
+    mine = [
+        e
+        for e in events
+        if e.start is not None
+        and reachable(e, rules, ctx.call)
+        and ((phone is None and email is None) or _matches(e, phone, email))
+    ]
     found = [appointment_json(e, tz, ctx.now) for e in mine[:MAX_FOUND]]
     return {
         "appointments": found,

@@ -56,7 +56,7 @@ async def reschedule_appointment(
     calendar_id = rules.booking_calendar_id
     tz, now = ctx.user_tz, ctx.now
     async with booking_lock(ctx, rules):
-        event = await own_event(ctx, calendar_id, args.event_id)
+        event = await own_event(ctx, rules, args.event_id)
         if event.cancelled:
             raise EventNotFound("That appointment was cancelled, so it cannot be moved.")
         current = event_interval(event)

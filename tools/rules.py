@@ -35,6 +35,7 @@ WEEKDAYS: tuple[Weekday, ...] = (
     "sunday",
 )
 SendUpdates = Literal["all", "externalOnly", "none"]
+AppointmentAccess = Literal["caller", "anyone"]
 
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
 
@@ -124,6 +125,10 @@ class BookingRules(_Model):
     add_google_meet: bool = False
     # Used only when the event has attendees; without attendees there is nobody to notify.
     send_updates: SendUpdates = "all"
+    # Whose appointments a call may find, move or cancel: `caller` — only those booked with the
+    # number the call comes from, or earlier in the same call; `anyone` — any the caller can
+    # name by phone or email (a staff line).
+    appointment_access: AppointmentAccess = "caller"
 
     @field_validator("working_hours")
     @classmethod

@@ -61,12 +61,13 @@ def test_twenty_simultaneous_bookings_of_one_slot_make_exactly_one_event(app: Ap
 def test_find_uses_the_callers_number_from_the_call(app: App) -> None:
     first = book(app, "2031-03-12T10:00:00", "f1")
     second = book(app, "2031-03-11T15:00:00", "f2")
-    # Someone else's booking, and an event the owner made directly, must not show up.
+    # Someone else's booking (another call, another number), and an event the owner made
+    # directly, must not show up.
     app.call_tool(
         "scheduleAppointment",
         {"startDateTime": "2031-03-13T10:00:00", "summary": "Other"},
         tool_call_id="f3",
-        call={"customer": {"number": "+12125550000"}},
+        call={"id": "someone-elses-call", "customer": {"number": "+12125550000"}},
     )
     app.emulator.control.seed_event(
         CAL,
@@ -112,9 +113,10 @@ def test_find_by_a_spoken_phone_number_or_email(app: App) -> None:
     assert nobody["appointments"] == [] and "no upcoming" in nobody["message"]
 
 
-def test_find_without_any_way_to_identify_the_caller_refuses(app: App) -> None:
+def test_find_without_any_way_to_identify_the_caller_refuses_on_a_staff_line(app: App) -> None:
+    app.admin.patch("/api/users/ana", json={"rules": {"appointmentAccess": "anyone"}})
     book(app, "2031-03-12T10:00:00", "h1")
-    result = app.call_tool("findAppointments", {}, tool_call_id="h2", call={})
+    result = app.call_tool("findAppointments", {}, tool_call_id="h2", call={"id": "web-2"})
     assert "phone number or email" in result["error"]
 
 
