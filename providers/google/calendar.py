@@ -62,8 +62,9 @@ def meeting_link(item: Mapping[str, Any]) -> str | None:
 
 
 def meeting_pending(item: Mapping[str, Any]) -> bool:
-    """ "The data is generated asynchronously. To see whether the data is present check the
-    status field" (CreateConferenceRequest): `pending` until the conference exists."""
+    """Whether the conference is still being created: Google says "The data is generated
+    asynchronously. To see whether the data is present check the status field"
+    (CreateConferenceRequest); it is `pending` until the conference exists."""
     request = (item.get("conferenceData") or {}).get("createRequest") or {}
     return (request.get("status") or {}).get("statusCode") == "pending"
 
