@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import html
 import json
 from collections.abc import Awaitable, Callable
@@ -13,6 +14,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from vapi_calendar.emulator import events as ev
+from vapi_calendar.emulator import recurrence
 from vapi_calendar.emulator.errors import ApiError, gate, invalid_credentials
 from vapi_calendar.emulator.state import SCOPE_PREFIX, AccessToken, Calendar, EmulatorState
 from vapi_calendar.emulator.times import format_z
@@ -88,6 +90,22 @@ def _flag(request: Request, name: str) -> bool:
     return request.query_params.get(name, "false").lower() == "true"
 
 
+def _page_token(offset: int, empty_served: bool) -> str:
+    """Opaque to clients, as Google's are: where the next page starts."""
+    raw = json.dumps([offset, empty_served]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _read_page_token(token: str | None) -> tuple[int, bool]:
+    if not token:
+        return 0, False
+    try:
+        offset, empty_served = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        return int(offset), bool(empty_served)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise ApiError(400, "invalid", "Invalid Value", extra={"location": "pageToken"}) from exc
+
+
 def make_routes(state: EmulatorState) -> list[Route]:
     def endpoint(kind: str, allowed: frozenset[str], fn: Any) -> Handler:
         async def handle(request: Request) -> Response:
@@ -117,9 +135,14 @@ def make_routes(state: EmulatorState) -> list[Route]:
         for item in body.get("items") or []:
             cid = str(item.get("id", ""))
             calendar = state.calendar_for(access.email, cid)
-            if calendar is None:
+            # A calendar the caller cannot read still answers HTTP 200: its entry carries
+            # `errors` ("Optional error(s) (if computation for the calendar failed)", e.g.
+            # notFound, internalError) next to an empty `busy` (FreeBusyCalendar; observed for
+            # calendars without access, google-reference.md §2).
+            reason = state.freebusy_error(cid, calendar.id if calendar else cid)
+            if calendar is None or reason is not None:
                 calendars[cid] = {
-                    "errors": [{"domain": "global", "reason": "notFound"}],
+                    "errors": [{"domain": "global", "reason": reason or "notFound"}],
                     "busy": [],
                 }
                 continue
@@ -144,9 +167,12 @@ def make_routes(state: EmulatorState) -> list[Route]:
             access.email,
             base_url=base_url(request),
             conference_version=_conference_version(request),
+            meet_pending=state.meet_pending(),
         )
         if not state.insert_event(calendar, event):
             raise ApiError(409, "duplicate", "The requested identifier already exists.")
+        if ev.conference_pending(event):
+            state.conference_created(calendar, event["id"])
         return JSONResponse(event)
 
     async def list_events(request: Request, access: AccessToken) -> Response:
@@ -164,16 +190,17 @@ def make_routes(state: EmulatorState) -> list[Route]:
             raise ApiError(400, "invalid", f"Invalid value for: orderBy: {order_by}")
         try:
             max_results = min(int(params.get("maxResults", "250")), 2500)
-            offset = int(params.get("pageToken", "0"))
         except ValueError as exc:
             raise ApiError(400, "invalid", "Invalid Value") from exc
         if max_results < 1:
             raise ApiError(400, "invalid", "Invalid Value")
+        offset, empty_served = _read_page_token(params.get("pageToken"))
         items = ev.filter_events(
             state.list_events(calendar),
             calendar.timezone,
             time_min=ev.parse_bound(params.get("timeMin"), "timeMin"),
             time_max=ev.parse_bound(params.get("timeMax"), "timeMax"),
+            single_events=single,
             show_deleted=_flag(request, "showDeleted"),
             private_props=params.getlist("privateExtendedProperty"),
             shared_props=params.getlist("sharedExtendedProperty"),
@@ -183,28 +210,55 @@ def make_routes(state: EmulatorState) -> list[Route]:
             items.sort(key=ev.start_sort_key(calendar.timezone))
         elif order_by == "updated":
             items.sort(key=lambda e: e.get("updated", ""))
-        page = items[offset : offset + max_results]
+        # "The number of events in the resulting page may be less than this value, or none at
+        # all, even if there are more events matching the query. Incomplete pages can be
+        # detected by a non-empty nextPageToken field" (events.list `maxResults`). The paging
+        # hook makes both happen: short pages, and empty pages that still carry a token.
+        forced_size, empty_pages = state.list_paging()
+        page_size = min(max_results, forced_size or max_results)
         result: dict[str, Any] = {
             "kind": "calendar#events",
             "summary": calendar.summary,
             "timeZone": calendar.timezone,
             "accessRole": "owner",
             "defaultReminders": [],
-            "items": page,
+            "items": [],
         }
-        if offset + max_results < len(items):
-            result["nextPageToken"] = str(offset + max_results)
+        if empty_pages and not empty_served:
+            result["nextPageToken"] = _page_token(offset, True)
+            return JSONResponse(result)
+        result["items"] = items[offset : offset + page_size]
+        if offset + page_size < len(items):
+            result["nextPageToken"] = _page_token(offset + page_size, False)
         return JSONResponse(result)
+
+    def _instance(calendar: Calendar, event_id: str) -> dict[str, Any] | None:
+        """An occurrence of a stored series that has no exception of its own yet: it can be
+        read, changed or cancelled by its instance id (a write stores it as an exception)."""
+        parsed = recurrence.parse_instance_id(event_id)
+        if parsed is None:
+            return None
+        parent = state.get_event(calendar, parsed[0])
+        if parent is None:
+            return None
+        return recurrence.find_instance(parent, parsed[1], calendar.timezone)
 
     def _existing(request: Request, access: AccessToken) -> tuple[Calendar, dict[str, Any]]:
         calendar = _calendar(state, access, request.path_params["cid"])
-        event = state.get_event(calendar, request.path_params["eid"])
+        eid = request.path_params["eid"]
+        event = state.get_event(calendar, eid) or _instance(calendar, eid)
         if event is None:
             raise ApiError(404, "notFound", "Not Found")
         return calendar, event
 
     async def get_event(request: Request, access: AccessToken) -> Response:
-        return JSONResponse(_existing(request, access)[1])
+        calendar, event = _existing(request, access)
+        if state.conference_read(calendar, event["id"]):
+            # The asynchronous conference creation finished (see events.add_conference).
+            ev.complete_conference(event)
+            ev.stamp(event)
+            state.put_event(calendar, event)
+        return JSONResponse(event)
 
     async def _update(request: Request, access: AccessToken, *, replace: bool) -> Response:
         calendar, existing = _existing(request, access)
@@ -214,8 +268,11 @@ def make_routes(state: EmulatorState) -> list[Route]:
             calendar,
             replace=replace,
             conference_version=_conference_version(request),
+            meet_pending=state.meet_pending(),
         )
         state.put_event(calendar, event)
+        if ev.conference_pending(event) and not ev.conference_pending(existing):
+            state.conference_created(calendar, event["id"])
         return JSONResponse(event)
 
     async def patch_event(request: Request, access: AccessToken) -> Response:

@@ -109,6 +109,30 @@ class EmulatorControl:
     def set_rotate_refresh_tokens(self, rotate: bool) -> None:
         self._call("POST", "/settings", {"rotate_refresh_tokens": rotate})
 
+    def set_client_rejected(self, client_id: str, rejected: bool = True) -> None:
+        """The token endpoint refuses the client's secret (401 `invalid_client`), as after the
+        secret was rotated or the client deleted in Google Cloud Console."""
+        self._call("POST", f"/clients/{quote(client_id, safe='')}/rejected", {"rejected": rejected})
+
+    # ---- Calendar behaviour -------------------------------------------------------------------
+
+    def set_list_paging(self, page_size: int | None, *, empty_pages: bool = False) -> None:
+        """events.list pages hold at most `page_size` items (None: what maxResults asks), and
+        with `empty_pages` every page of items is preceded by an empty one with nextPageToken."""
+        self._call(
+            "POST", "/settings", {"list_page_size": page_size, "list_empty_pages": empty_pages}
+        )
+
+    def set_freebusy_error(self, calendar_id: str, reason: str | None) -> None:
+        """freeBusy answers `calendar_id` with a per-calendar error (e.g. "notFound",
+        "internalError") instead of its busy time; None reads it normally again."""
+        self._call("POST", "/freebusy-errors", {"calendar_id": calendar_id, "reason": reason})
+
+    def set_meet_pending(self, reads: int) -> None:
+        """Meet links are created asynchronously: a write answers `pending`, and the link
+        appears on the `reads`-th events.get afterwards (0: at once, as before)."""
+        self._call("POST", "/settings", {"meet_pending_reads": reads})
+
     # ---- calendar data ----------------------------------------------------------------------
 
     def seed_event(self, calendar_id: str, event: dict[str, Any]) -> dict[str, Any]:

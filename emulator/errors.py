@@ -48,9 +48,18 @@ _REASON_MESSAGES = {
     "userRateLimitExceeded": "User Rate Limit Exceeded",
     "quotaExceeded": "Calendar usage limits exceeded.",
     "backendError": "Backend Error",
+    "requiredAccessLevel": "You need to have writer access to this calendar.",
+    "forbiddenForNonOrganizer": (
+        "Shared properties can only be changed by the organizer of the event."
+    ),
     "invalid_grant": "Token has been expired or revoked.",
+    "invalid_client": "Unauthorized",
+    "unauthorized_client": "Unauthorized",
 }
 _USAGE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})
+# Reasons Google files under the `calendar` domain (Handle API errors guide; observed for
+# requiredAccessLevel, google-reference.md §4).
+_CALENDAR_DOMAIN_REASONS = frozenset({"requiredAccessLevel", "forbiddenForNonOrganizer"})
 
 
 class ApiError(Exception):
@@ -154,6 +163,8 @@ def _fault_response(kind: str, status: int, error: str | None, description: str 
         reason = error
         message = _REASON_MESSAGES.get(error, message)
     domain = "usageLimits" if reason in _USAGE_LIMIT_REASONS else "global"
+    if reason in _CALENDAR_DOMAIN_REASONS:
+        domain = "calendar"
     return ApiError(status, reason, description or message, domain=domain).response()
 
 

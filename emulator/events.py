@@ -1,8 +1,7 @@
 """Event validation, server-filled fields, list filtering and busy-time computation.
 
-Recurrence is deliberately not modelled: a `recurrence` field is stored and echoed back, but
-no instances are expanded — `singleEvents=true` lists and free/busy see only the master event's
-own start/end. The project only books and reads single events.
+Recurring series are expanded by `recurrence` (RRULE/RDATE/EXRULE/EXDATE, with modified and
+cancelled exceptions) wherever Google expands them: `singleEvents=true` listings and freeBusy.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import secrets
 from datetime import UTC, date, datetime
 from typing import Any
 
+from vapi_calendar.emulator import recurrence
 from vapi_calendar.emulator.errors import ApiError
 from vapi_calendar.emulator.state import Calendar
 from vapi_calendar.emulator.times import (
@@ -28,6 +28,22 @@ from vapi_calendar.emulator.times import (
 _EVENT_ID = re.compile(r"^[a-v0-9]{5,1024}$")
 # Fields the server owns; a client body cannot overwrite them on update/patch.
 _SERVER_FIELDS = ("id", "kind", "created", "iCalUID", "htmlLink", "organizer", "creator")
+_EVENT_TYPES = frozenset(
+    {"default", "birthday", "focusTime", "fromGmail", "outOfOffice", "workingLocation"}
+)
+# Event types whose transparency Google fixes, which is what makes them busy or not:
+# focusTime / outOfOffice "Set the transparency field to 'opaque'" and cannot be all-day;
+# workingLocation "Set the transparency field to 'transparent'"
+# (developers.google.com/workspace/calendar/api/guides/calendar-status); birthday:
+# "transparency field value must be 'transparent'" (.../guides/event-types). Google's exact
+# error texts for breaking these rules are not documented; the emulator's are its own.
+_FIXED_TRANSPARENCY = {
+    "focusTime": "opaque",
+    "outOfOffice": "opaque",
+    "workingLocation": "transparent",
+    "birthday": "transparent",
+}
+_TIMED_ONLY = frozenset({"focusTime", "outOfOffice"})
 
 
 def new_event_id() -> str:
@@ -86,6 +102,49 @@ def _normalize_times(event: dict[str, Any], calendar: Calendar) -> None:
     event["start"], event["end"] = start, end
 
 
+def _check_event_type(event: dict[str, Any]) -> None:
+    kind = event.get("eventType") or "default"
+    if kind not in _EVENT_TYPES:
+        raise ApiError(400, "invalid", f"Invalid value for: eventType: {kind}")
+    if kind == "fromGmail":
+        # "This type of event cannot be created" (Event.eventType, discovery document).
+        raise ApiError(400, "invalid", "Events of type fromGmail cannot be created.")
+    required = _FIXED_TRANSPARENCY.get(kind)
+    if required is not None:
+        given = event.setdefault("transparency", required)
+        if given != required:
+            raise ApiError(400, "invalid", f"{kind} events must have transparency {required}.")
+    if kind in _TIMED_ONLY and "date" in event["start"]:
+        raise ApiError(400, "invalid", f"{kind} events cannot be all-day events.")
+
+
+def _mark_attendees(event: dict[str, Any], calendar: Calendar) -> None:
+    """`self` is read-only: Google sets it on the attendee that is this calendar; a new guest's
+    `responseStatus` starts as `needsAction` (EventAttendee, discovery document)."""
+    attendees = event.get("attendees")
+    if not isinstance(attendees, list):
+        return
+    marked = []
+    for attendee in attendees:
+        if not isinstance(attendee, dict):
+            raise ApiError(400, "invalid", "Invalid attendee.")
+        entry = {k: v for k, v in attendee.items() if k != "self"}
+        entry.setdefault("responseStatus", "needsAction")
+        if str(entry.get("email", "")).lower() == calendar.id.lower():
+            entry["self"] = True
+        marked.append(entry)
+    event["attendees"] = marked
+
+
+def _check(event: dict[str, Any], calendar: Calendar) -> None:
+    """Everything Google validates on a create or a full write, in its order."""
+    _normalize_times(event, calendar)
+    _check_event_type(event)
+    _mark_attendees(event, calendar)
+    if recurrence.is_series(event):
+        recurrence.validate_series(event, calendar.timezone)
+
+
 def stamp(event: dict[str, Any]) -> None:
     now = datetime.now(UTC)
     event["updated"] = format_z(now, millis=True)
@@ -93,10 +152,33 @@ def stamp(event: dict[str, Any]) -> None:
     event["etag"] = '"' + str(int(digest.hexdigest()[:15], 16)) + '"'
 
 
-def _add_conference(event: dict[str, Any]) -> None:
+def add_conference(event: dict[str, Any], *, pending: bool = False) -> None:
+    """Act on `conferenceData.createRequest`. "The data is generated asynchronously. To see
+    whether the data is present check the status field" (CreateConferenceRequest): a `pending`
+    request has no entry points and no `hangoutLink` yet; `complete_conference` fills them in."""
     request = (event.get("conferenceData") or {}).get("createRequest")
     if not request:
         return
+    if pending:
+        event.pop("hangoutLink", None)
+        event["conferenceData"] = {
+            "createRequest": {**request, "status": {"statusCode": "pending"}},
+            "conferenceSolution": _MEET_SOLUTION,
+        }
+        return
+    complete_conference(event)
+
+
+_MEET_SOLUTION = {
+    "key": {"type": "hangoutsMeet"},
+    "name": "Google Meet",
+    "iconUri": "https://fonts.gstatic.com/s/i/productlogos/meet_2020q4/v6/web-512dp/logo_meet_2020q4_color_2x_web_512dp.png",
+}
+
+
+def complete_conference(event: dict[str, Any]) -> None:
+    """The conference exists: entry points, the meeting code and `hangoutLink`."""
+    request = (event.get("conferenceData") or {}).get("createRequest") or {}
     code = "-".join(
         "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(n)) for n in (3, 4, 3)
     )
@@ -107,13 +189,14 @@ def _add_conference(event: dict[str, Any]) -> None:
         "entryPoints": [
             {"entryPointType": "video", "uri": uri, "label": uri.removeprefix("https://")}
         ],
-        "conferenceSolution": {
-            "key": {"type": "hangoutsMeet"},
-            "name": "Google Meet",
-            "iconUri": "https://fonts.gstatic.com/s/i/productlogos/meet_2020q4/v6/web-512dp/logo_meet_2020q4_color_2x_web_512dp.png",
-        },
+        "conferenceSolution": _MEET_SOLUTION,
         "conferenceId": code,
     }
+
+
+def conference_pending(event: dict[str, Any]) -> bool:
+    status = ((event.get("conferenceData") or {}).get("createRequest") or {}).get("status") or {}
+    return status.get("statusCode") == "pending"
 
 
 def build_new_event(
@@ -123,15 +206,16 @@ def build_new_event(
     *,
     base_url: str,
     conference_version: int,
+    meet_pending: bool = False,
 ) -> dict[str, Any]:
     """A complete stored event from an insert body (id checked for syntax, not uniqueness)."""
     if not isinstance(body, dict):
         raise ApiError(400, "parseError", "Parse Error")
     event = {k: v for k, v in body.items() if k not in _SERVER_FIELDS}
     event_id = validate_event_id(body["id"]) if body.get("id") else new_event_id()
-    _normalize_times(event, calendar)
+    _check(event, calendar)
     if conference_version >= 1:
-        _add_conference(event)
+        add_conference(event, pending=meet_pending)
     else:
         # Without conferenceDataVersion=1 Google ignores conference data in the body.
         event.pop("conferenceData", None)
@@ -165,6 +249,7 @@ def apply_update(
     *,
     replace: bool,
     conference_version: int,
+    meet_pending: bool = False,
 ) -> dict[str, Any]:
     """PUT (`replace=True`) or PATCH (top-level merge) of a stored event."""
     if not isinstance(body, dict):
@@ -176,9 +261,9 @@ def apply_update(
         event.setdefault("status", "confirmed")
     else:
         event = {**existing, **client_fields}
-    _normalize_times(event, calendar)
+    _check(event, calendar)
     if conference_version >= 1 and "conferenceData" in body:
-        _add_conference(event)
+        add_conference(event, pending=meet_pending)
     elif "conferenceData" in body:
         event["conferenceData"] = existing.get("conferenceData")
         if event["conferenceData"] is None:
@@ -190,14 +275,29 @@ def apply_update(
 
 
 def is_busy(event: dict[str, Any]) -> bool:
-    return event.get("status") != "cancelled" and event.get("transparency") != "transparent"
+    """Blocks time in freeBusy: not cancelled, opaque (`transparency` "opaque" - Default value.
+    The event does block time on the calendar"), and not declined by this calendar's owner.
+
+    Declined invitations: Google's reference does not say whether freeBusy leaves them out
+    (google-reference.md §2, unverified); the Calendar UI shows them as not blocking time, and
+    the emulator follows the UI.
+    """
+    if event.get("status") == "cancelled" or event.get("transparency") == "transparent":
+        return False
+    return not any(
+        attendee.get("self") and attendee.get("responseStatus") == "declined"
+        for attendee in event.get("attendees") or ()
+    )
 
 
 def busy_intervals(
     events: list[dict[str, Any]], calendar_tz: str, time_min: datetime, time_max: datetime
 ) -> list[dict[str, str]]:
+    """freeBusy of one calendar: series expanded (freeBusy has no singleEvents switch; it
+    answers for occurrences), all-day events from local midnight to local midnight in the
+    calendar's zone (`times.event_bounds`), overlapping blocks merged."""
     clipped: list[tuple[datetime, datetime]] = []
-    for event in events:
+    for event in recurrence.expand(events, calendar_tz, time_min, time_max):
         if not is_busy(event):
             continue
         start, end = event_bounds(event, calendar_tz)
@@ -231,21 +331,35 @@ def filter_events(
     *,
     time_min: datetime | None,
     time_max: datetime | None,
+    single_events: bool,
     show_deleted: bool,
     private_props: list[str],
     shared_props: list[str],
     text: str | None,
 ) -> list[dict[str, Any]]:
-    """Google's list filters: timeMin bounds the END, timeMax the START, both exclusive."""
+    """Google's list filters: timeMin bounds the END, timeMax the START, both exclusive.
+
+    `singleEvents=true` lists instances instead of series. Without it, series are listed as
+    such (when an occurrence overlaps the window) together with their exceptions, and
+    "Cancelled instances of recurring events (but not the underlying recurring event) will
+    still be included if showDeleted and singleEvents are both False" (`showDeleted`).
+    """
+    if single_events:
+        events = recurrence.expand(events, calendar_tz, time_min, time_max)
     out = []
     for event in events:
-        if event.get("status") == "cancelled" and not show_deleted:
+        cancelled_exception = not single_events and bool(event.get("recurringEventId"))
+        if event.get("status") == "cancelled" and not (show_deleted or cancelled_exception):
             continue
-        start, end = event_bounds(event, calendar_tz)
-        if time_min is not None and end <= time_min:
-            continue
-        if time_max is not None and start >= time_max:
-            continue
+        if recurrence.is_series(event):
+            if not recurrence.series_overlaps(event, calendar_tz, time_min, time_max):
+                continue
+        else:
+            start, end = event_bounds(event, calendar_tz)
+            if time_min is not None and end <= time_min:
+                continue
+            if time_max is not None and start >= time_max:
+                continue
         if not _matches_properties(event, "private", private_props):
             continue
         if not _matches_properties(event, "shared", shared_props):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import Any
 
 from starlette.requests import Request
@@ -11,10 +12,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from vapi_calendar.emulator import events as ev
+from vapi_calendar.emulator import recurrence
 from vapi_calendar.emulator.calendar import base_url
 from vapi_calendar.emulator.errors import ApiError
-from vapi_calendar.emulator.state import EmulatorState, Fault, normalize_scopes
-from vapi_calendar.emulator.times import zone
+from vapi_calendar.emulator.state import Calendar, EmulatorState, Fault, normalize_scopes
+from vapi_calendar.emulator.times import parse_rfc3339, zone
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -51,6 +53,26 @@ def _timezone(name: Any) -> str | None:
         return None
     zone(str(name))  # raises ValueError -> 400
     return str(name)
+
+
+def _as_exception(state: EmulatorState, calendar: Calendar, body: dict[str, Any]) -> dict[str, Any]:
+    """A seeded exception of a series: `recurringEventId` + `originalStartTime` name the
+    occurrence; whatever the body leaves out (start, end, summary, ...) is the occurrence's."""
+    parent = state.get_event(calendar, str(body["recurringEventId"]))
+    if parent is None or not recurrence.is_series(parent):
+        raise HookError(404, "recurringEventId names no recurring event of this calendar")
+    original = body.get("originalStartTime") or {}
+    if original.get("dateTime"):
+        moment: Any = parse_rfc3339(str(original["dateTime"]))
+    elif original.get("date"):
+        moment = date.fromisoformat(str(original["date"]))
+    else:
+        raise HookError(400, "an exception needs originalStartTime")
+    suffix = recurrence.instance_suffix(moment)
+    occurrence = recurrence.find_instance(parent, suffix, calendar.timezone)
+    if occurrence is None:
+        raise HookError(400, "the series has no occurrence at originalStartTime")
+    return {**occurrence, **{k: v for k, v in body.items() if k != "id"}}
 
 
 def make_routes(state: EmulatorState) -> list[Route]:
@@ -125,9 +147,16 @@ def make_routes(state: EmulatorState) -> list[Route]:
             version = int(request.query_params.get("conferenceDataVersion", "1"))
         except ValueError as exc:
             raise HookError(400, "conferenceDataVersion must be an integer") from exc
+        exception = _as_exception(state, calendar, body) if body.get("recurringEventId") else None
         event = ev.build_new_event(
-            body, calendar, calendar.owner, base_url=base_url(request), conference_version=version
+            {k: v for k, v in (exception or body).items() if not (exception and k == "id")},
+            calendar,
+            calendar.owner,
+            base_url=base_url(request),
+            conference_version=version,
         )
+        if exception is not None:
+            event["id"], event["iCalUID"] = exception["id"], exception["iCalUID"]
         if not state.insert_event(calendar, event):
             raise ApiError(409, "duplicate", "The requested identifier already exists.")
         return event
@@ -179,7 +208,37 @@ def make_routes(state: EmulatorState) -> list[Route]:
     async def settings(request: Request, body: dict[str, Any]) -> Any:
         if "rotate_refresh_tokens" in body:
             state.set_rotate_refresh_tokens(bool(body["rotate_refresh_tokens"]))
-        return {"rotate_refresh_tokens": state.rotate_refresh_tokens}
+        if "list_page_size" in body or "list_empty_pages" in body:
+            size = body.get("list_page_size")
+            if size is not None and int(size) < 1:
+                raise HookError(400, "list_page_size must be at least 1")
+            state.set_list_paging(
+                int(size) if size is not None else None, bool(body.get("list_empty_pages"))
+            )
+        if "meet_pending_reads" in body:
+            reads = int(body["meet_pending_reads"])
+            if reads < 0:
+                raise HookError(400, "meet_pending_reads must be 0 or more")
+            state.set_meet_pending_reads(reads)
+        page_size, empty_pages = state.list_paging()
+        return {
+            "rotate_refresh_tokens": state.rotate_refresh_tokens,
+            "list_page_size": page_size,
+            "list_empty_pages": empty_pages,
+            "meet_pending_reads": state.meet_pending_reads,
+        }
+
+    async def freebusy_error(request: Request, body: dict[str, Any]) -> Any:
+        reason = body.get("reason")
+        state.set_freebusy_error(str(body["calendar_id"]), str(reason) if reason else None)
+        return {}
+
+    async def client_rejected(request: Request, body: dict[str, Any]) -> Any:
+        client_id = request.path_params["client_id"]
+        if state.get_client(client_id) is None:
+            raise HookError(404, f"unknown client {client_id!r}")
+        state.set_client_rejected(client_id, bool(body.get("rejected", True)))
+        return {}
 
     p = "/_emulator"
     return [
@@ -199,4 +258,6 @@ def make_routes(state: EmulatorState) -> list[Route]:
         Route(f"{p}/reset-requests", _hook(reset_requests), methods=["POST"]),
         Route(f"{p}/reset", _hook(reset), methods=["POST"]),
         Route(f"{p}/settings", _hook(settings), methods=["POST"]),
+        Route(f"{p}/freebusy-errors", _hook(freebusy_error), methods=["POST"]),
+        Route(f"{p}/clients/{{client_id}}/rejected", _hook(client_rejected), methods=["POST"]),
     ]

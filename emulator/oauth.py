@@ -161,6 +161,10 @@ def _client_auth(state: EmulatorState, request: Request, form: dict[str, str]) -
         raise OAuthError(401, "invalid_client", "The OAuth client was not found.")
     if not hmac.compare_digest((secret or "").encode(), client.client_secret.encode()):
         raise OAuthError(401, "invalid_client", "Unauthorized")
+    if state.client_rejected(client.client_id):
+        # The control hook's "secret rotated/revoked in the console" mode: Google answers 401
+        # invalid_client "Unauthorized" (observed, google-reference.md §5).
+        raise OAuthError(401, "invalid_client", "Unauthorized")
     return client
 
 
@@ -267,6 +271,8 @@ def make_routes(state: EmulatorState) -> list[Route]:
         outcome = state.refresh(form["refresh_token"], client.client_id, scopes)
         if outcome == "invalid_scope":
             raise OAuthError(400, "invalid_scope", "Bad Request")
+        if outcome == "unauthorized_client":
+            raise OAuthError(401, "unauthorized_client", "Unauthorized")
         if isinstance(outcome, str):
             raise OAuthError(400, "invalid_grant", "Token has been expired or revoked.")
         access, _grant, rotated = outcome

@@ -168,6 +168,18 @@ class EmulatorState:
         self.latency_ms: dict[str | None, int] = {}
         self.requests: dict[str, int] = {}
         self.rotate_refresh_tokens = False
+        # events.list pages: at most this many items per page (None = what maxResults asks),
+        # and with `list_empty_pages` an empty page carrying nextPageToken before each page.
+        self.list_page_size: int | None = None
+        self.list_empty_pages = False
+        # freeBusy answers these calendars (id as sent, or the resolved id) with a per-calendar
+        # error of this reason instead of their busy time.
+        self.freebusy_errors: dict[str, str] = {}
+        # Meet conferences stay `pending` for this many events.get reads after the write.
+        self.meet_pending_reads = 0
+        self.pending_conferences: dict[tuple[str, str], int] = {}
+        # OAuth clients whose secret the token endpoint refuses (`invalid_client`).
+        self.rejected_clients: set[str] = set()
 
     # ---- housekeeping -------------------------------------------------------------------
 
@@ -187,6 +199,48 @@ class EmulatorState:
     def set_rotate_refresh_tokens(self, rotate: bool) -> None:
         with self._lock:
             self.rotate_refresh_tokens = rotate
+
+    def set_list_paging(self, page_size: int | None, empty_pages: bool) -> None:
+        with self._lock:
+            self.list_page_size = page_size
+            self.list_empty_pages = empty_pages
+
+    def list_paging(self) -> tuple[int | None, bool]:
+        with self._lock:
+            return self.list_page_size, self.list_empty_pages
+
+    def set_freebusy_error(self, calendar_id: str, reason: str | None) -> None:
+        with self._lock:
+            if reason is None:
+                self.freebusy_errors.pop(calendar_id, None)
+            else:
+                self.freebusy_errors[calendar_id] = reason
+
+    def freebusy_error(self, *calendar_ids: str) -> str | None:
+        with self._lock:
+            for cid in calendar_ids:
+                if cid in self.freebusy_errors:
+                    return self.freebusy_errors[cid]
+            return None
+
+    def set_meet_pending_reads(self, reads: int) -> None:
+        with self._lock:
+            self.meet_pending_reads = reads
+
+    def meet_pending(self) -> bool:
+        with self._lock:
+            return self.meet_pending_reads > 0
+
+    def set_client_rejected(self, client_id: str, rejected: bool) -> None:
+        with self._lock:
+            if rejected:
+                self.rejected_clients.add(client_id)
+            else:
+                self.rejected_clients.discard(client_id)
+
+    def client_rejected(self, client_id: str) -> bool:
+        with self._lock:
+            return client_id in self.rejected_clients
 
     # ---- faults and latency -------------------------------------------------------------
 
@@ -318,6 +372,25 @@ class EmulatorState:
         with self._lock:
             return [dict(e) for e in calendar.events.values()]
 
+    def conference_created(self, calendar: Calendar, event_id: str) -> None:
+        """A write asked for a conference: pending for the configured number of reads."""
+        with self._lock:
+            if self.meet_pending_reads > 0:
+                self.pending_conferences[(calendar.id, event_id)] = self.meet_pending_reads
+
+    def conference_read(self, calendar: Calendar, event_id: str) -> bool:
+        """An events.get of a pending conference: True when this read completes it."""
+        with self._lock:
+            key = (calendar.id, event_id)
+            left = self.pending_conferences.get(key)
+            if left is None:
+                return False
+            if left > 1:
+                self.pending_conferences[key] = left - 1
+                return False
+            del self.pending_conferences[key]
+            return True
+
     # ---- OAuth --------------------------------------------------------------------------
 
     def create_code(
@@ -395,8 +468,12 @@ class EmulatorState:
         """
         with self._lock:
             grant = self.grants.get(refresh_token)
-            if grant is None or grant.revoked or grant.client_id != client_id:
+            if grant is None or grant.revoked:
                 return "invalid_grant"
+            if grant.client_id != client_id:
+                # A refresh token issued to another OAuth client: Google answers 401
+                # unauthorized_client (observed, google-reference.md §5).
+                return "unauthorized_client"
             if scopes and not set(scopes) <= set(grant.scopes):
                 return "invalid_scope"
             rotated: str | None = None

@@ -12,6 +12,13 @@ Refresh policy:
   is used.
 - A dead grant (`ReconnectRequired` from the provider) marks the user `needs_reconnect`, tells
   the integrator, and nothing retries it.
+- A refused OAuth client (`ServiceMisconfigured`: the provider rejects this deployment's own
+  client, e.g. Google's `invalid_client`) is nobody's grant problem: no user is flagged; the
+  process raises an alarm instead (one error log line naming the settings to fix, a metric,
+  `/readyz` detail via `client_alarm`) that clears at the next successful refresh. The alarm
+  lives here, per process, not in the store: it is a fact about this process's configuration
+  (replicas can differ during a rollout, and each one's readiness should say its own), a
+  restart with fixed settings starts clean, and nothing needs clearing across replicas.
 - Tokens of users active within `ACTIVE_WINDOW_SECONDS` are refreshed ahead of time by a
   background task (`refresh_ahead`, through the same single flight), before a call would have
   to; the `path` label of the refresh metric tells the paths apart.
@@ -22,9 +29,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from vapi_calendar.oauth.readability import CalendarReadability
 from vapi_calendar.oauth.vault import TokenVault, VaultError
 from vapi_calendar.ports.calendar import CalendarClient, CalendarProvider
 from vapi_calendar.ports.events import ConnectionEvents
@@ -37,6 +45,7 @@ from vapi_calendar.tools.errors import (
     CalendarNotConnected,
     CalendarUnavailable,
     ReconnectRequired,
+    ServiceMisconfigured,
 )
 
 log = logging.getLogger(__name__)
@@ -49,6 +58,14 @@ _BACKGROUND_PARALLEL = 4
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAlarm:
+    """The provider's token endpoint refuses this process's OAuth client."""
+
+    cause: str  # the provider's word, e.g. "invalid_client"
+    since: datetime
 
 
 def seal(
@@ -116,6 +133,12 @@ class Grants:
         self._lease_wait = lease_wait_seconds
         self._inflight: dict[str, asyncio.Task[Grant]] = {}
         self._active: dict[str, float] = {}  # user id -> monotonic time of the last call
+        self._client_alarm: ClientAlarm | None = None
+
+    @property
+    def client_alarm(self) -> ClientAlarm | None:
+        """Set while the last refresh this process tried was refused for its OAuth client."""
+        return self._client_alarm
 
     async def store_grant(
         self, user_id: str, grant: Grant, *, email: str | None, subject: str | None
@@ -151,11 +174,15 @@ class Grants:
     # -- getting a usable grant -----------------------------------------------------------------
     async def fresh(self, user_id: str) -> Grant:
         """The user's grant, refreshed first if it expires within the margin."""
+        return (await self.fresh_connection(user_id))[0]
+
+    async def fresh_connection(self, user_id: str) -> tuple[Grant, Connection]:
+        """`fresh`, with the stored connection as it was read (email, warnings)."""
         self._active[user_id] = time.monotonic()
         connection = await self._load(user_id)
         if self._fresh(connection):
-            return self._open(connection)
-        return await self._single_flight(user_id, "call", margin=self._margin)
+            return self._open(connection), connection
+        return await self._single_flight(user_id, "call", margin=self._margin), connection
 
     async def after_rejection(self, user_id: str, token: str) -> Grant:
         """`token` was refused by the calendar API: refresh, unless someone already did."""
@@ -207,10 +234,14 @@ class Grants:
     async def _refresh(self, user_id: str, grant: Grant, path: str) -> Grant:
         outcome = "ok"
         try:
-            return await self._oauth.refresh(grant)
+            refreshed = await self._oauth.refresh(grant)
         except ReconnectRequired:
             outcome = "invalid_grant"
             await self.mark_needs_reconnect(user_id)
+            raise
+        except ServiceMisconfigured as exc:
+            outcome = "client_rejected"
+            self._client_rejected(exc)
             raise
         except CalendarUnavailable:
             outcome = "failed"
@@ -218,13 +249,38 @@ class Grants:
         finally:
             self._metrics.refreshes.labels(path=path, outcome=outcome).inc()
             log.info("token refresh", extra={"user_id": user_id, "path": path, "outcome": outcome})
+        self._client_accepted()
+        return refreshed
+
+    def _client_rejected(self, exc: ServiceMisconfigured) -> None:
+        alarm = self._client_alarm
+        if alarm is not None and alarm.cause == exc.cause:
+            return  # said once; the metric and /readyz keep saying it
+        self._client_alarm = ClientAlarm(exc.cause, _utcnow())
+        self._metrics.oauth_client_rejected.set(1)
+        log.error(
+            "the calendar provider refuses this server's OAuth client (%s): %s. Every token "
+            "refresh fails until it is fixed; no user is asked to reconnect for it.",
+            exc.cause,
+            exc.fix or "check the OAuth client settings",
+        )
+
+    def _client_accepted(self) -> None:
+        if self._client_alarm is None:
+            return
+        log.warning("the calendar provider accepts this server's OAuth client again")
+        self._client_alarm = None
+        self._metrics.oauth_client_rejected.set(0)
 
     async def _persist(self, user_id: str, grant: Grant, previous: Connection) -> None:
         """Store a refreshed grant (with a rotated refresh token, if any) in one write."""
-        if await self._store.get_connection(user_id) is None:
+        latest = await self._store.get_connection(user_id)
+        if latest is None:
             return  # disconnected meanwhile: do not resurrect the grant
         sealed = seal(self._vault, user_id, grant, email=previous.email, subject=previous.subject)
-        await self._store.save_connection(replace(sealed, status=previous.status))
+        await self._store.save_connection(
+            replace(sealed, status=previous.status, warnings=latest.warnings)
+        )
 
     async def refresh_ahead(self, horizon: timedelta) -> int:
         """Refresh tokens of recently active users that expire within margin + `horizon`.
@@ -289,7 +345,12 @@ class Grants:
                     self._vault, user_id, grant, email=current.email, subject=current.subject
                 )
                 await self._store.save_connection(
-                    replace(sealed, status=current.status, updated_at=current.updated_at)
+                    replace(
+                        sealed,
+                        status=current.status,
+                        updated_at=current.updated_at,
+                        warnings=current.warnings,
+                    )
                 )
                 rotated += 1
         return rotated, unreadable
@@ -328,12 +389,22 @@ class UserTokens:
 
 
 class ConnectedCalendars:
-    """Opens a connected user's calendar (`ports.calendar.CalendarAccess`)."""
+    """Opens a connected user's calendar (`ports.calendar.CalendarAccess`), watched for
+    calendars it cannot read when `readability` is given."""
 
-    def __init__(self, grants: Grants, client: CalendarClient) -> None:
+    def __init__(
+        self,
+        grants: Grants,
+        client: CalendarClient,
+        readability: CalendarReadability | None = None,
+    ) -> None:
         self._grants = grants
         self._client = client
+        self._readability = readability
 
     async def open(self, user_id: str) -> CalendarProvider:
-        grant = await self._grants.fresh(user_id)
-        return self._client.for_user(UserTokens(self._grants, user_id, grant))
+        grant, connection = await self._grants.fresh_connection(user_id)
+        calendar = self._client.for_user(UserTokens(self._grants, user_id, grant))
+        if self._readability is None:
+            return calendar
+        return self._readability.watch(calendar, connection)

@@ -21,7 +21,9 @@ Span = tuple[datetime, datetime]
 class BusyTimes:
     """Busy time across the calendars asked about, in one read.
 
-    `unreadable` names calendars whose busy time the provider could not give, with its reason.
+    `unreadable` names calendars whose busy time the provider could not give, with its reason
+    (the provider's own word, e.g. "notFound"). A calendar the provider's answer left out is
+    unreadable too: never read as free.
     """
 
     busy: list[Span]
@@ -42,6 +44,8 @@ class Event:
     tags: Mapping[str, str] = field(default_factory=dict)
     attendees: tuple[str, ...] = ()  # email addresses
     meeting_link: str | None = None
+    # A video meeting was asked for and is still being created: the link is not known yet.
+    meeting_pending: bool = False
 
     @property
     def cancelled(self) -> bool:
@@ -92,7 +96,9 @@ class CalendarProvider(Protocol):
         ...
 
     async def insert_event(self, calendar_id: str, event: NewEvent, *, send_updates: str) -> Event:
-        """Create the event; `DuplicateEvent` when its id exists already."""
+        """Create the event; `DuplicateEvent` when its id exists already. With `add_meeting`,
+        the provider waits for the meeting link while the call's budget allows; the event it
+        returns may still have `meeting_pending`."""
         ...
 
     async def move_event(

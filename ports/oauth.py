@@ -35,8 +35,10 @@ class ExchangeFailed(Exception):
 class OAuthClient(Protocol):
     """Authorization-code flow with PKCE, refresh and revocation for one provider.
 
-    `refresh` raises `tools.errors.ReconnectRequired` when the grant is dead for good and
-    `tools.errors.CalendarUnavailable` when the provider cannot be reached.
+    `refresh` raises `tools.errors.ReconnectRequired` when the grant is dead for good,
+    `tools.errors.ServiceMisconfigured` when the provider refuses this deployment's own OAuth
+    client (no reconnect helps), and `tools.errors.CalendarUnavailable` when the provider cannot
+    be reached.
     """
 
     # Where the consent page sends the browser (its origin must be allowed by the page's CSP).

@@ -42,6 +42,15 @@ class User:
 
 
 @dataclass(frozen=True, slots=True)
+class CalendarWarning:
+    """A calendar of the user's that could not be read, since when, and the provider's reason."""
+
+    calendar_id: str
+    reason: str
+    since: datetime  # aware UTC
+
+
+@dataclass(frozen=True, slots=True)
 class Connection:
     """A user's calendar grant. Token fields hold ciphertext produced by `TokenVault`."""
 
@@ -54,6 +63,8 @@ class Connection:
     subject: str | None  # Google's stable account id (`sub`)
     status: str = CONNECTED  # CONNECTED | NEEDS_RECONNECT
     updated_at: datetime | None = None
+    # Calendars of this connection that currently cannot be read, by calendar id order.
+    warnings: tuple[CalendarWarning, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +134,13 @@ class ConnectionStore(abc.ABC):
 
     @abc.abstractmethod
     async def set_connection_status(self, user_id: str, status: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def set_calendar_warnings(
+        self, user_id: str, warnings: tuple[CalendarWarning, ...]
+    ) -> bool:
+        """Replace the connection's warnings (nothing else changes, `updated_at` neither);
+        False when the user has no connection. `save_connection` writes them too."""
 
     @abc.abstractmethod
     async def delete_connection(self, user_id: str) -> bool: ...

@@ -166,6 +166,12 @@ def user_json(user: User, connection: Connection | None, vault: TokenVault) -> d
             "connected": status == CONNECTED,
             "status": status,
             "email": connection.email if connection else None,
+            # Calendars the user's rules read that cannot be read right now (see
+            # oauth/readability.py); cleared when they read fine again.
+            "warnings": [
+                {"calendarId": w.calendar_id, "reason": w.reason, "since": w.since.isoformat()}
+                for w in (connection.warnings if connection else ())
+            ],
         },
     }
 

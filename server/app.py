@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -44,11 +45,23 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """503 only for what this replica cannot serve without (the database). A refused OAuth
+    client fails every replica alike, so it is reported as detail and keeps 200: failing
+    readiness everywhere would take the whole service out, answers and all."""
+    services: Services = request.app.state.services
+    detail: dict[str, Any] = {}
+    if (alarm := services.grants.client_alarm) is not None:
+        detail["google"] = {
+            "oauthClient": "rejected",
+            "reason": alarm.cause,
+            "since": alarm.since.isoformat(),
+        }
     try:
-        await request.app.state.services.store.ping()
+        await services.store.ping()
     except Exception:
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-    return JSONResponse({"status": "ready"})
+        body = {"status": "unavailable", "database": "unreachable", **detail}
+        return JSONResponse(body, status_code=503)
+    return JSONResponse({"status": "ready", **detail})
 
 
 async def refresh_tokens_ahead(services: Services, interval: float) -> None:

@@ -2,7 +2,10 @@
 
 On every start the demo user is (re)connected with a fresh emulator grant — the emulator keeps
 its state in memory, so grants from an earlier run are gone — and a few events are seeded so
-availability answers are interesting. A banner on stderr says how to try a tool call.
+availability answers are interesting: a daily stand-up series (a recurring event, expanded like
+Google does), lunch, focus time shown as free, and an all-day offsite the day after tomorrow
+(busy from midnight to midnight in the demo user's zone). A banner on stderr says how to try a
+tool call.
 """
 
 from __future__ import annotations
@@ -44,11 +47,23 @@ def _demo_day() -> date:
 def _demo_events() -> list[dict[str, Any]]:
     tz, day = ZoneInfo(DEMO_TIMEZONE), _demo_day()
 
-    def at(hour: int) -> str:
-        return datetime.combine(day, time(hour), tzinfo=tz).isoformat()
+    def at(hour: int, on: date = day) -> str:
+        return datetime.combine(on, time(hour), tzinfo=tz).isoformat()
 
+    offsite = day + timedelta(days=1)
     return [
-        {"summary": "Team stand-up", "start": {"dateTime": at(10)}, "end": {"dateTime": at(11)}},
+        {
+            "summary": "Team stand-up",
+            # A recurring series from today: tomorrow's 10:00 is one of its instances.
+            "start": {"dateTime": at(10, day - timedelta(days=1)), "timeZone": DEMO_TIMEZONE},
+            "end": {"dateTime": at(11, day - timedelta(days=1)), "timeZone": DEMO_TIMEZONE},
+            "recurrence": ["RRULE:FREQ=DAILY;COUNT=30"],
+        },
+        {
+            "summary": "Offsite (all day)",
+            "start": {"date": offsite.isoformat()},
+            "end": {"date": (offsite + timedelta(days=1)).isoformat()},
+        },
         {"summary": "Lunch", "start": {"dateTime": at(12)}, "end": {"dateTime": at(13)}},
         {
             "summary": "Focus time (shown as free)",
@@ -137,7 +152,8 @@ def banner(public_url: str, services: Services) -> str:
         f"   {services.settings.google_base_url}\n"
         " Nothing here touches a real calendar. Webhooks are accepted without a secret\n"
         " unless VAPI_SECRET / VAPI_HMAC_SECRET is set. Demo user 'demo' (America/New_York)\n"
-        f" is linked to assistant '{DEMO_ASSISTANT}'; tomorrow has a few events. Try:\n\n"
+        f" is linked to assistant '{DEMO_ASSISTANT}'; tomorrow has a few events (a daily\n"
+        " stand-up series among them) and the day after is an all-day offsite. Try:\n\n"
         f"curl -s {public_url}/vapi/webhook -H 'content-type: application/json' \\\n"
         f"{auth}"
         f"  -d '{json.dumps(body)}'\n"

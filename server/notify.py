@@ -1,7 +1,8 @@
 """Optional signed notifications to the integrator about a user's calendar connection.
 
 POST {CONNECTION_WEBHOOK_URL} with JSON ``{"event", "userId", "email", "at"}`` where event is
-``connected`` | ``needs_reconnect`` | ``disconnected``. Headers:
+``connected`` | ``needs_reconnect`` | ``disconnected`` | ``calendar_unreadable`` |
+``calendar_readable`` (these two add ``calendarId`` and ``reason``). Headers:
 ``X-Vapi-Calendar-Timestamp`` (unix seconds) and ``X-Vapi-Calendar-Signature`` =
 ``sha256=`` + hex HMAC-SHA256(CONNECTION_WEBHOOK_SECRET, ``"{timestamp}.{raw body}"``).
 Delivery is best effort, in the background, with a few retries; it never delays a tool call.
@@ -13,6 +14,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import httpx
@@ -41,12 +43,24 @@ class ConnectionNotifier:
         self._client: httpx.AsyncClient | None = None
         self._pending: set[asyncio.Task[None]] = set()
 
-    def publish(self, event: ConnectionEvent, user_id: str, *, email: str | None) -> None:
+    def publish(
+        self,
+        event: ConnectionEvent,
+        user_id: str,
+        *,
+        email: str | None,
+        detail: Mapping[str, str] | None = None,
+    ) -> None:
         if not self._url:
             return
-        body = json.dumps(
-            {"event": event, "userId": user_id, "email": email, "at": datetime.now(UTC).isoformat()}
-        ).encode()
+        fields = {
+            **(detail or {}),
+            "event": event,
+            "userId": user_id,
+            "email": email,
+            "at": datetime.now(UTC).isoformat(),
+        }
+        body = json.dumps(fields).encode()
         task = asyncio.get_running_loop().create_task(self._deliver(body, event))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

@@ -14,6 +14,7 @@ from pathlib import Path
 from vapi_calendar.oauth.consent import ConsentFlow
 from vapi_calendar.oauth.grants import ConnectedCalendars, Grants
 from vapi_calendar.oauth.links import ConnectLinks
+from vapi_calendar.oauth.readability import CalendarReadability
 from vapi_calendar.oauth.vault import TokenVault, VaultError, load_or_create_key_file
 from vapi_calendar.pipeline.pipeline import Limits, ToolPipeline
 from vapi_calendar.ports.clock import Clock, system_clock
@@ -185,7 +186,11 @@ async def open_services(
         users=store,
         links=store,
         records=store,
-        calendars=ConnectedCalendars(grants, calendar_api),
+        calendars=ConnectedCalendars(
+            grants,
+            calendar_api,
+            CalendarReadability(store=store, events=notifier, metrics=metrics),
+        ),
         locks=leases,
         metrics=metrics,
         clock=clock,

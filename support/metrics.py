@@ -72,6 +72,20 @@ class Metrics:
             ["path", "outcome"],
             registry=r,
         )
+        self.unreadable_calendars = Counter(
+            "vapi_calendar_unreadable_calendars_total",
+            "Calendars a freeBusy answer could not give busy time for, by the provider's "
+            "reason (notFound, internalError, notReturned = left out of the answer, other).",
+            ["reason"],
+            registry=r,
+        )
+        self.oauth_client_rejected = Gauge(
+            "vapi_calendar_oauth_client_rejected",
+            "1 while the provider's token endpoint refuses this process's OAuth client "
+            "(invalid_client / unauthorized_client: fix the client settings); 0 after the next "
+            "successful refresh.",
+            registry=r,
+        )
         self.lock_wait_seconds = Histogram(
             "vapi_calendar_lock_wait_seconds",
             "Time spent waiting for a lock (booking lease, refresh lease, per-user call slot).",
@@ -90,6 +104,17 @@ class Metrics:
             "Largest event-loop lag since the process started.",
             registry=r,
         )
+
+
+# Per-calendar freeBusy reasons Google documents ("Additional error types may be added"), plus
+# our own for a calendar left out of the answer; anything else shares one label.
+UNREADABLE_REASONS = frozenset(
+    {"notFound", "internalError", "groupTooBig", "tooManyCalendarsRequested", "notReturned"}
+)
+
+
+def unreadable_label(reason: str) -> str:
+    return reason if reason in UNREADABLE_REASONS else "other"
 
 
 def tool_label(name: str, known: Collection[str]) -> str:

@@ -21,6 +21,7 @@ from vapi_calendar.tools.scheduling import (
     read_request,
     slot_json,
     unavailable_message,
+    with_incomplete,
 )
 from vapi_calendar.tools.slots import Interval
 from vapi_calendar.tools.spoken import spoken_choices, spoken_range
@@ -78,13 +79,13 @@ async def check_availability(ctx: ToolContext, args: CheckAvailabilityArguments)
     when = spoken_range(window.start, window.end, tz, now=now)
     if refusal is None:
         result["message"] = f"{when} is free."
-        return result
+        return with_incomplete(schedule, result)
     result["reason"] = refusal.reason
     if slots:
         choices = spoken_choices([slot.start for slot in slots[:3]], tz, now)
         result["message"] = f"Not all of {when} is free. Open times: {choices}."
-        return result
+        return with_incomplete(schedule, result)
     alternatives = schedule.alternatives(Interval(window.start, window.start + request.duration))
     result["alternatives"] = [slot_json(slot, tz, now) for slot in alternatives]
     result["message"] = unavailable_message(when, refusal, alternatives, tz, now)
-    return result
+    return with_incomplete(schedule, result)

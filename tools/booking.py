@@ -36,7 +36,12 @@ from vapi_calendar.tools.appointments import (
 )
 from vapi_calendar.tools.arguments import ToolArguments
 from vapi_calendar.tools.context import ToolContext
-from vapi_calendar.tools.errors import CalendarBusy, EventNotFound, InvalidArguments
+from vapi_calendar.tools.errors import (
+    BookingCancelled,
+    CalendarBusy,
+    EventNotFound,
+    InvalidArguments,
+)
 from vapi_calendar.tools.rules import BookingRules
 from vapi_calendar.tools.scheduling import (
     Refusal,
@@ -46,6 +51,7 @@ from vapi_calendar.tools.scheduling import (
     read_request,
     slot_json,
     unavailable_message,
+    with_incomplete,
 )
 from vapi_calendar.tools.slots import Interval
 from vapi_calendar.tools.spoken import spoken, spoken_range
@@ -55,6 +61,7 @@ __all__ = ["ScheduleAppointmentArguments", "event_id_for", "schedule_appointment
 
 # How long a booking waits for another booking of the same calendar to finish.
 LOCK_WAIT_SECONDS = 5.0
+MEET_LINK_LATER = "The video meeting link will come with the calendar invitation."
 
 
 class ScheduleAppointmentArguments(ToolArguments):
@@ -181,7 +188,27 @@ def _booked(ctx: ToolContext, event: Event, summary: str) -> dict[str, Any]:
     }
     if event.meeting_link:
         answer["meetLink"] = event.meeting_link
+    elif event.meeting_pending:
+        # Google creates the meeting asynchronously and it was not ready within the budget.
+        answer["meetLinkPending"] = True
+        answer["message"] = f"{answer['message']} {MEET_LINK_LATER}"
     return answer
+
+
+def _booked_live(ctx: ToolContext, event: Event, summary: str) -> dict[str, Any]:
+    """The answer for the event this tool call created, unless it has been cancelled since.
+
+    The event id derives from the tool call id, so a cancelled event with it means this very
+    booking was made and then cancelled (by the owner in Google Calendar, or by
+    cancelAppointment) before this delivery of the call. It is refused rather than booked
+    afresh: Google never reuses an event id (an insert stays 409), so a fresh booking would
+    need an id this call cannot reproduce, and every later redelivery could book once more;
+    and re-creating it would undo a cancellation someone made on purpose. The caller is still
+    on the line: the assistant can book again, as a new tool call with its own id.
+    """
+    if event.cancelled:
+        raise BookingCancelled()
+    return _booked(ctx, event, summary)
 
 
 async def _existing_booking(
@@ -193,9 +220,7 @@ async def _existing_booking(
         )
     except EventNotFound:
         return None
-    if event.cancelled:
-        return None
-    return _booked(ctx, event, summary)
+    return _booked_live(ctx, event, summary)
 
 
 def not_bookable(
@@ -249,6 +274,9 @@ async def schedule_appointment(
                     rules.booking_calendar_id, new, send_updates=send_updates(rules, new.attendees)
                 )
             except DuplicateEvent:
+                # An earlier delivery inserted it and its answer was lost (see the module doc).
                 event = await ctx.calendar.get_event(rules.booking_calendar_id, new.id)
-            answer = _booked(ctx, event, args.summary)
-        return await ctx.answers.record(answer)
+                answer = _booked_live(ctx, event, args.summary)
+            else:
+                answer = _booked(ctx, event, args.summary)
+        return await ctx.answers.record(with_incomplete(schedule, answer))

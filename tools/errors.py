@@ -95,3 +95,83 @@ class InvalidStoredRules(ToolError):
         "The calendar's booking rules are not valid, so I cannot book right now. "
         "Please contact the business directly."
     )
+
+
+# -- Refusals a retry cannot fix (Google's 403/404 reasons, per-calendar read errors, setup) ---
+
+
+class CalendarNotFound(CalendarRejected):
+    """The calendar itself (not an appointment) does not exist or is not shared with the owner."""
+
+    default_message = (
+        "I could not find the calendar to use, so I cannot check or book times. "
+        "Please contact the business directly."
+    )
+
+
+class BookingCalendarUnreadable(CalendarRejected):
+    """The calendar appointments go into answered freeBusy with an error: its busy time is
+    unknown, so booking into it could double-book."""
+
+    default_message = (
+        "I cannot read the calendar appointments are booked into, so I cannot check or book "
+        "times right now. Please contact the business directly."
+    )
+
+
+class CalendarAccessDenied(CalendarRejected):
+    """The owner's account lacks the access level the operation needs (writer, reader)."""
+
+    default_message = (
+        "This calendar does not let me change appointments, so I cannot do that. "
+        "Please contact the business directly."
+    )
+    reading_message = (
+        "This calendar does not let me read its appointments, so I cannot do that. "
+        "Please contact the business directly."
+    )
+
+
+class OrganizerOnly(CalendarRejected):
+    """Only the event's organizer may change it."""
+
+    default_message = (
+        "Only the organizer of that appointment can change it, so I cannot do that. "
+        "Please contact the business directly."
+    )
+
+
+class UsageLimitReached(CalendarRejected):
+    """A usage limit of the calendar provider (e.g. too many invitations sent): retrying within
+    the call cannot help."""
+
+    default_message = (
+        "The calendar has reached a Google usage limit, so I cannot do that right now. "
+        "Please contact the business directly."
+    )
+
+
+class BookingCancelled(ToolError):
+    """The event this very tool call booked has been cancelled since (a redelivered call)."""
+
+    default_message = "That booking was cancelled in the meantime. Please book the time again."
+
+
+class ServiceMisconfigured(ToolError):
+    """The deployment's own credentials were refused (e.g. the OAuth client): neither the caller
+    nor the calendar owner can fix it, and retrying will not help until the operator does.
+
+    `cause` is the provider's word for it, `fix` names what the operator must change; neither
+    is ever spoken."""
+
+    default_message = (
+        "The calendar service is not set up correctly, so I cannot check or book times. "
+        "Please contact the business directly."
+    )
+
+    def __init__(
+        self, message: str | None = None, *, cause: str = "unknown", fix: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.fix = fix

@@ -24,6 +24,7 @@ from vapi_calendar.tools.scheduling import (
     read_request,
     slot_json,
     unavailable_message,
+    with_incomplete,
 )
 from vapi_calendar.tools.slots import Interval
 from vapi_calendar.tools.spoken import spoken_range
@@ -73,7 +74,7 @@ async def reschedule_appointment(
             alternatives = schedule.alternatives(slot)
             when = spoken_range(slot.start, slot.end, tz, now=now)
             kept = spoken_range(current.start, current.end, tz, now=now)
-            return {
+            refused = {
                 "rescheduled": False,
                 "reason": refusal.reason,
                 "timeZone": ctx.user.timezone,
@@ -82,6 +83,7 @@ async def reschedule_appointment(
                 "message": unavailable_message(when, refusal, alternatives, tz, now)
                 + f" The appointment stays on {kept}.",
             }
+            return with_incomplete(schedule, refused)
         moved = await ctx.calendar.move_event(
             calendar_id,
             event.id,
@@ -92,10 +94,11 @@ async def reschedule_appointment(
         )
     result = appointment_json(moved, tz, now)
     when = spoken_range(slot.start, slot.end, tz, now=now)
-    return {
+    moved_answer = {
         "rescheduled": True,
         **result,
         "previousStart": to_iso(current.start, tz),
         "timeZone": ctx.user.timezone,
         "message": f"Moved {result['summary']} to {when}.",
     }
+    return with_incomplete(schedule, moved_answer)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from vapi_calendar.ports.calendar import Event
 from vapi_calendar.tools.appointments import OURS, event_interval
 from vapi_calendar.tools.context import ToolContext
-from vapi_calendar.tools.errors import CalendarRejected, InvalidArguments
+from vapi_calendar.tools.errors import BookingCalendarUnreadable, InvalidArguments
 from vapi_calendar.tools.hours import bookable_bounds, day_span, local_day, open_intervals, widen
 from vapi_calendar.tools.rules import BookingRules
 from vapi_calendar.tools.slots import Interval, free_slots, is_free, merge
@@ -29,6 +29,8 @@ MAX_ALTERNATIVES = 3
 # Alternatives come from the requested day, then this many following days (within the horizon).
 ALTERNATIVE_DAYS = 7
 MAX_WINDOW = timedelta(days=14)
+# Said after an answer made without the busy time of a calendar that could not be read.
+INCOMPLETE_CLAUSE = "Availability may be incomplete: one of the calendars could not be read."
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,8 @@ class Schedule:
     now: datetime
     busy: list[Interval]  # merged, already widened by the buffers
     bookings_per_day: Counter[date] = field(default_factory=Counter)
+    # Busy-only calendars whose busy time could not be read: answers are made without them.
+    incomplete: tuple[str, ...] = ()
 
     @property
     def bounds(self) -> Interval:
@@ -210,8 +214,12 @@ async def load_schedule(
     times = await ctx.calendar.busy(
         rules.freebusy_calendar_ids, query.start, query.end, ctx.user.timezone
     )
-    if times.unreadable:
-        raise CalendarRejected("I could not read that calendar's availability.")
+    # Fail closed where it matters: without the booking calendar's busy time a booking could
+    # land on an existing appointment. A busy-only calendar that cannot be read leaves the
+    # answer incomplete, which the answer says (`with_incomplete`).
+    if rules.booking_calendar_id in times.unreadable:
+        raise BookingCalendarUnreadable()
+    incomplete = tuple(cid for cid in rules.freebusy_calendar_ids if cid in times.unreadable)
     raw = [Interval(start, end) for start, end in times.busy]
     if moving is not None:
         raw = _without(merge(raw), event_interval(moving))
@@ -227,7 +235,18 @@ async def load_schedule(
             for e in events
             if e.id != skip and e.start is not None
         )
-    return Schedule(rules, tz, ctx.now, widen(raw, before=before, after=after), counts)
+    return Schedule(rules, tz, ctx.now, widen(raw, before=before, after=after), counts, incomplete)
+
+
+def with_incomplete(schedule: Schedule, result: dict[str, Any]) -> dict[str, Any]:
+    """`result` saying which calendars it was made without, when there are any."""
+    if not schedule.incomplete:
+        return result
+    return {
+        **result,
+        "incomplete": list(schedule.incomplete),
+        "message": f"{result['message']} {INCOMPLETE_CLAUSE}",
+    }
 
 
 def slot_json(slot: Interval, tz: ZoneInfo, now: datetime) -> dict[str, Any]:

@@ -8,6 +8,7 @@ is translated by `errors.calendar_error`. Event resources become the port's neut
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -25,10 +26,19 @@ from vapi_calendar.providers.google.errors import (
 )
 from vapi_calendar.providers.google.retry import request_is_retry_safe, with_retries
 from vapi_calendar.providers.google.threads import GoogleThreads
+from vapi_calendar.support.budget import remaining
 from vapi_calendar.support.metrics import Metrics
-from vapi_calendar.tools.errors import ReconnectRequired
+from vapi_calendar.tools.errors import ReconnectRequired, ToolError
 
 MakeRequest = Callable[[Resource], HttpRequest]
+
+# A calendar asked about in freeBusy that the answer leaves out: its busy time is unknown, which
+# must never read as free (it would book over existing events).
+NOT_RETURNED = "notReturned"
+# Waits before each re-read of an event whose Meet conference is still `pending`; a re-read
+# starts only if the call's budget still covers the wait, the read and the answer after it.
+MEET_POLL_DELAYS = (0.2, 0.4, 0.8, 1.2)
+MEET_POLL_RESERVE_SECONDS = 1.5
 
 
 def parse_rfc3339(value: str) -> datetime:
@@ -40,6 +50,23 @@ def _wall_time(moment: datetime, timezone: str) -> dict[str, str]:
     """An event time as Google shows it: local ISO time with offset, and the zone's name."""
     local = moment.astimezone(ZoneInfo(timezone)).isoformat(timespec="seconds")
     return {"dateTime": local, "timeZone": timezone}
+
+
+def meeting_link(item: Mapping[str, Any]) -> str | None:
+    """The video entry point's uri, else `hangoutLink` (Event.conferenceData / hangoutLink)."""
+    for entry in (item.get("conferenceData") or {}).get("entryPoints") or ():
+        if entry.get("entryPointType") == "video" and entry.get("uri"):
+            return str(entry["uri"])
+    link = item.get("hangoutLink")
+    return str(link) if link else None
+
+
+def meeting_pending(item: Mapping[str, Any]) -> bool:
+    """Whether the conference is still being created: Google says "The data is generated
+    asynchronously. To see whether the data is present check the status field"
+    (CreateConferenceRequest); it is `pending` until the conference exists."""
+    request = (item.get("conferenceData") or {}).get("createRequest") or {}
+    return (request.get("status") or {}).get("statusCode") == "pending"
 
 
 def to_event(item: Mapping[str, Any]) -> Event:
@@ -54,8 +81,13 @@ def to_event(item: Mapping[str, Any]) -> Event:
         end=parse_rfc3339(end["dateTime"]) if timed else None,
         tags={str(k): str(v) for k, v in private.items()},
         attendees=tuple(str(a["email"]) for a in item.get("attendees") or () if a.get("email")),
-        meeting_link=item.get("hangoutLink"),
+        meeting_link=meeting_link(item),
+        meeting_pending=meeting_pending(item),
     )
+
+
+def _events_list(params: dict[str, Any]) -> MakeRequest:
+    return lambda service: service.events().list(**params)
 
 
 def event_body(event: NewEvent) -> dict[str, Any]:
@@ -122,7 +154,7 @@ class GoogleCalendarApi:
                 lambda: self._threads.run(call), retry_safe=retry_safe, metrics=self._metrics
             )
         except (HttpError, *TRANSPORT_ERRORS) as exc:
-            raise calendar_error(exc) from None
+            raise calendar_error(exc, built[0].methodId if built else None) from None
 
 
 class GoogleCalendar:
@@ -147,7 +179,13 @@ class GoogleCalendar:
     async def busy(
         self, calendar_ids: Sequence[str], start: datetime, end: datetime, timezone: str
     ) -> BusyTimes:
-        """One freeBusy query across calendars (opaque, non-cancelled events are busy)."""
+        """One freeBusy query across calendars (opaque, non-cancelled events are busy).
+
+        A calendar Google could not compute still comes back with HTTP 200, its entry carrying
+        `errors` ("Optional error(s) (if computation for the calendar failed)", FreeBusyCalendar)
+        and an empty `busy` that means unknown, not free; a calendar the answer leaves out is
+        unknown too. Both are reported in `unreadable`, never read as free.
+        """
         body = {
             "timeMin": start.astimezone(UTC).isoformat(),
             "timeMax": end.astimezone(UTC).isoformat(),
@@ -159,7 +197,10 @@ class GoogleCalendar:
         unreadable: dict[str, str] = {}
         calendars = response.get("calendars", {})
         for cid in calendar_ids:
-            entry = calendars.get(cid, {})
+            entry = calendars.get(cid)
+            if not isinstance(entry, dict):
+                unreadable[cid] = NOT_RETURNED
+                continue
             if errors := entry.get("errors"):
                 unreadable[cid] = str(errors[0].get("reason", "unknown"))
                 continue
@@ -176,10 +217,13 @@ class GoogleCalendar:
         time_max: datetime | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> list[Event]:
-        """Live single events overlapping [time_min, time_max), by start time; one page.
+        """Live single events overlapping [time_min, time_max), by start time, every page.
 
-        One page of 2500 covers any realistic booking calendar over the weeks the tools look
-        at; following pages would cost a request each inside a voice call's time budget.
+        A page "may be less than maxResults, or none at all, even if there are more events
+        matching the query. Incomplete pages can be detected by a non-empty nextPageToken
+        field" (events.list `maxResults`, Calendar v3 reference): so follow `nextPageToken`
+        until it is gone, whatever the pages hold. 2500 (the maximum) keeps the usual answer to
+        one request; the call's budget bounds how many pages a slow calendar may cost.
         """
         params: dict[str, Any] = {
             "calendarId": calendar_id,
@@ -192,8 +236,16 @@ class GoogleCalendar:
             params["timeMax"] = time_max.astimezone(UTC).isoformat()
         if tags:
             params["privateExtendedProperty"] = [f"{key}={value}" for key, value in tags.items()]
-        response = await self._execute(lambda s: s.events().list(**params))
-        return [to_event(item) for item in response.get("items", [])]
+        items: list[Any] = []
+        page: dict[str, Any] = params
+        while True:
+            response = await self._execute(_events_list(page))
+            items.extend(response.get("items", []))
+            token = response.get("nextPageToken")
+            if not token:
+                return [to_event(item) for item in items]
+            # Every other parameter stays the same across pages (events.list `pageToken`).
+            page = {**params, "pageToken": token}
 
     async def get_event(self, calendar_id: str, event_id: str) -> Event:
         item = await self._execute(
@@ -212,7 +264,28 @@ class GoogleCalendar:
                 conferenceDataVersion=1 if event.add_meeting else 0,
             )
         )
-        return to_event(item)
+        created = to_event(item)
+        if created.meeting_pending:
+            return await self._await_meeting_link(calendar_id, created)
+        return created
+
+    async def _await_meeting_link(self, calendar_id: str, event: Event) -> Event:
+        """Re-read a `pending` conference (events.get returns conferenceData as stored) a few
+        times while the call's budget allows; the event as last read otherwise. The booking
+        itself is done, so a failed re-read only means the link stays unknown."""
+        for delay in MEET_POLL_DELAYS:
+            left = remaining()
+            if left is not None and left < delay + MEET_POLL_RESERVE_SECONDS:
+                break
+            await asyncio.sleep(delay)
+            try:
+                latest = await self.get_event(calendar_id, event.id)
+            except ToolError:
+                break
+            if not latest.meeting_pending:
+                return latest
+            event = latest
+        return event
 
     async def move_event(
         self,

@@ -9,7 +9,9 @@ still leaves room for the wait *and* one more attempt. Otherwise the last failur
 once, so the caller hears a clear error instead of silence.
 
 What is never retried:
-- 4xx other than the above (the request itself is wrong; a retry gives the same answer);
+- 4xx other than the above (the request itself is wrong, or a refusal such as 403
+  `quotaExceeded`, `requiredAccessLevel`, `forbiddenForNonOrganizer` or a 404 that stays until
+  someone changes something: a retry gives the same answer);
 - `RefreshError` (google-auth already retries the token endpoint itself; `invalid_grant` is
   final);
 - a create that is not idempotent. `events.insert` is retried only when the event carries its
@@ -34,7 +36,7 @@ import httplib2
 from google.auth.exceptions import RefreshError, TransportError
 from googleapiclient.errors import HttpError
 
-from vapi_calendar.providers.google.errors import http_reason
+from vapi_calendar.providers.google.errors import RATE_LIMIT_REASONS, http_reason
 from vapi_calendar.support.budget import remaining
 from vapi_calendar.support.metrics import Metrics
 
@@ -42,7 +44,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 # Creates that make a new resource each time unless the body names it.
 _CREATES_NEEDING_ID = frozenset({"calendar.events.insert", "calendar.events.import"})
 _NEVER_RETRY = frozenset({"calendar.events.quickAdd"})

@@ -44,6 +44,7 @@ from pymongo.errors import (
 
 from vapi_calendar.ports.stores import (
     AlreadyExists,
+    CalendarWarning,
     Connection,
     NotFound,
     OAuthState,
@@ -165,6 +166,13 @@ def _user(doc: Document) -> User:
     )
 
 
+def _warning_docs(warnings: tuple[CalendarWarning, ...]) -> list[Document]:
+    return [
+        {"calendar_id": w.calendar_id, "reason": w.reason, **_time_fields("since", w.since)}
+        for w in warnings
+    ]
+
+
 def _connection(doc: Document) -> Connection:
     return Connection(
         user_id=doc["_id"],
@@ -176,6 +184,11 @@ def _connection(doc: Document) -> Connection:
         subject=doc["subject"],
         status=doc["status"],
         updated_at=_read_time(doc, "updated_at"),
+        # Documents written before warnings existed have none (no migration needed).
+        warnings=tuple(
+            CalendarWarning(w["calendar_id"], w["reason"], _required_time(w, "since"))
+            for w in doc.get("warnings", ())
+        ),
     )
 
 
@@ -429,6 +442,7 @@ class MongoStore(Store):
             "email": c.email,
             "subject": c.subject,
             "status": c.status,
+            "warnings": _warning_docs(c.warnings),
             **_time_fields("expiry", c.expiry),
             **_time_fields("updated_at", c.updated_at or datetime.now(UTC)),
         }
@@ -449,6 +463,15 @@ class MongoStore(Store):
     async def set_connection_status(self, user_id: str, status: str) -> bool:
         db = await self._ready()
         changes = {"status": status, **_time_fields("updated_at", datetime.now(UTC))}
+        with _errors():
+            result = await db.google_connections.update_one({"_id": user_id}, {"$set": changes})
+        return result.matched_count > 0
+
+    async def set_calendar_warnings(
+        self, user_id: str, warnings: tuple[CalendarWarning, ...]
+    ) -> bool:
+        db = await self._ready()
+        changes = {"warnings": _warning_docs(warnings)}
         with _errors():
             result = await db.google_connections.update_one({"_id": user_id}, {"$set": changes})
         return result.matched_count > 0

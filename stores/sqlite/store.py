@@ -23,6 +23,7 @@ import aiosqlite
 
 from vapi_calendar.ports.stores import (
     AlreadyExists,
+    CalendarWarning,
     Connection,
     NotFound,
     OAuthState,
@@ -105,6 +106,10 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE oauth_states ADD COLUMN browser TEXT NOT NULL DEFAULT ''",
         "CREATE INDEX oauth_states_user_id ON oauth_states(user_id)",
     ],
+    # 3: calendars of a connection that cannot be read (JSON list, see _warnings_json)
+    [
+        "ALTER TABLE google_connections ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]'",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -143,6 +148,22 @@ def _user(row: sqlite3.Row) -> User:
     )
 
 
+def _warnings_json(warnings: tuple[CalendarWarning, ...]) -> str:
+    return json.dumps(
+        [
+            {"calendarId": w.calendar_id, "reason": w.reason, "since": _epoch(w.since)}
+            for w in warnings
+        ]
+    )
+
+
+def _warnings(text: str) -> tuple[CalendarWarning, ...]:
+    return tuple(
+        CalendarWarning(item["calendarId"], item["reason"], _from_epoch(item["since"]))
+        for item in json.loads(text)
+    )
+
+
 def _connection(row: sqlite3.Row) -> Connection:
     return Connection(
         user_id=row["user_id"],
@@ -154,6 +175,7 @@ def _connection(row: sqlite3.Row) -> Connection:
         subject=row["subject"],
         status=row["status"],
         updated_at=_from_epoch(row["updated_at"]),
+        warnings=_warnings(row["warnings"]),
     )
 
 
@@ -365,13 +387,13 @@ class SQLiteStore(Store):
         updated_at = time.time() if c.updated_at is None else _epoch(c.updated_at)
         rows = await self._fetch(
             "INSERT INTO google_connections (user_id, access_token, refresh_token, expiry, "
-            "scopes, email, subject, status, updated_at) "
-            "SELECT id, ?, ?, ?, ?, ?, ?, ?, ? FROM users WHERE id = ? "
+            "scopes, email, subject, status, updated_at, warnings) "
+            "SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM users WHERE id = ? "
             "ON CONFLICT (user_id) DO UPDATE SET "
             "access_token = excluded.access_token, refresh_token = excluded.refresh_token, "
             "expiry = excluded.expiry, scopes = excluded.scopes, email = excluded.email, "
             "subject = excluded.subject, status = excluded.status, "
-            "updated_at = excluded.updated_at "
+            "updated_at = excluded.updated_at, warnings = excluded.warnings "
             "RETURNING user_id",
             (
                 c.access_token,
@@ -382,6 +404,7 @@ class SQLiteStore(Store):
                 c.subject,
                 c.status,
                 updated_at,
+                _warnings_json(c.warnings),
                 c.user_id,
             ),
         )
@@ -396,6 +419,15 @@ class SQLiteStore(Store):
         changed = await self._change(
             "UPDATE google_connections SET status = ?, updated_at = ? WHERE user_id = ?",
             (status, time.time(), user_id),
+        )
+        return changed > 0
+
+    async def set_calendar_warnings(
+        self, user_id: str, warnings: tuple[CalendarWarning, ...]
+    ) -> bool:
+        changed = await self._change(
+            "UPDATE google_connections SET warnings = ? WHERE user_id = ?",
+            (_warnings_json(warnings), user_id),
         )
         return changed > 0
 

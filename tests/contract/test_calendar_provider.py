@@ -24,8 +24,17 @@ from vapi_calendar.providers.google.calendar import GoogleCalendarApi
 from vapi_calendar.providers.google.endpoints import GoogleEndpoints
 from vapi_calendar.providers.google.threads import GoogleThreads
 from vapi_calendar.server.config import DEFAULT_SCOPES
+from vapi_calendar.support.budget import time_budget
 from vapi_calendar.support.metrics import Metrics
-from vapi_calendar.tools.errors import EventGone, EventNotFound, ReconnectRequired
+from vapi_calendar.tools.errors import (
+    CalendarAccessDenied,
+    CalendarNotFound,
+    EventGone,
+    EventNotFound,
+    OrganizerOnly,
+    ReconnectRequired,
+    UsageLimitReached,
+)
 
 PROVIDERS = ["google"]
 EMAIL = "pat@example.com"
@@ -131,6 +140,63 @@ async def test_busy_names_a_calendar_it_cannot_read(subject: Subject) -> None:
     assert times.unreadable == {"someone-else@example.com": "notFound"}
 
 
+async def test_busy_names_calendars_with_errors_or_left_out_and_reads_the_rest(
+    subject: Subject,
+) -> None:
+    control = subject.emulator.control
+    shared = "shared@group.calendar.google.com"
+    await asyncio.to_thread(control.add_calendar, EMAIL, shared, "Shared")
+    await asyncio.to_thread(seed, subject, at(10), at(11))
+    await asyncio.to_thread(control.set_freebusy_error, shared, "internalError")
+    times = await subject.calendar.busy([subject.calendar_id, shared], at(0), at(23), "UTC")
+    assert times.unreadable == {shared: "internalError"}
+    assert [(s.astimezone(NY).hour, e.astimezone(NY).hour) for s, e in times.busy] == [(10, 11)]
+
+    # An answer that leaves a requested calendar out must not read it as free.
+    partial = {"kind": "calendar#freeBusy", "calendars": {subject.calendar_id: {"busy": []}}}
+    await asyncio.to_thread(control.add_fault, "freebusy", 200, body=partial)
+    times = await subject.calendar.busy([subject.calendar_id, shared], at(0), at(23), "UTC")
+    assert times.unreadable == {shared: "notReturned"}
+
+
+async def test_busy_counts_occurrences_declines_and_event_types_as_google_does(
+    subject: Subject,
+) -> None:
+    control = subject.emulator.control
+    zone = {"timeZone": "America/New_York"}
+    daily = {
+        "summary": "Stand-up",
+        "start": {"dateTime": at(9).replace(tzinfo=None).isoformat(), **zone},
+        "end": {"dateTime": at(9, 15).replace(tzinfo=None).isoformat(), **zone},
+        "recurrence": ["RRULE:FREQ=DAILY;COUNT=3"],
+    }
+    series = await asyncio.to_thread(control.seed_event, EMAIL, daily)
+    await asyncio.to_thread(
+        seed, subject, at(11), at(12), attendees=[{"email": EMAIL, "responseStatus": "declined"}]
+    )
+    await asyncio.to_thread(seed, subject, at(13), at(14), eventType="workingLocation")
+    await asyncio.to_thread(seed, subject, at(15), at(16), eventType="outOfOffice")
+    next_day = {"start": {"date": "2031-03-12"}, "end": {"date": "2031-03-13"}, "summary": "Off"}
+    await asyncio.to_thread(control.seed_event, EMAIL, next_day)
+
+    times = await subject.calendar.busy(
+        [subject.calendar_id], at(0), at(0) + timedelta(days=2), "America/New_York"
+    )
+    assert [(s.astimezone(NY), e.astimezone(NY)) for s, e in times.busy] == [
+        (at(9), at(9, 15)),
+        (at(15), at(16)),
+        # Wednesday: the all-day event covers the stand-up, midnight to midnight New York.
+        (at(0) + timedelta(days=1), at(0) + timedelta(days=2)),
+    ]
+    # Listed as single events, with the series' id on each instance.
+    listed = await subject.calendar.list_events(
+        subject.calendar_id, time_min=at(0), time_max=at(0) + timedelta(days=3)
+    )
+    stand_ups = [e for e in listed if e.summary == "Stand-up"]
+    assert [e.start for e in stand_ups] == [at(9) + timedelta(days=d) for d in range(3)]
+    assert len({e.id for e in stand_ups}) == 3 and series["id"] not in {e.id for e in stand_ups}
+
+
 # -- creating, reading, listing --------------------------------------------------------------------
 
 
@@ -149,6 +215,21 @@ async def test_an_event_is_created_once_and_read_back_as_created(subject: Subjec
         )
     again = await subject.calendar.get_event(subject.calendar_id, "abc12345")
     assert (again.start, again.end, again.tags) == (created.start, created.end, created.tags)
+
+
+async def test_listing_follows_every_page_even_short_and_empty_ones(subject: Subject) -> None:
+    for number, hour in enumerate((9, 11, 14)):
+        await subject.calendar.insert_event(
+            subject.calendar_id, new_event(f"page0000{number}", at(hour)), send_updates="none"
+        )
+    await asyncio.to_thread(subject.emulator.control.set_list_paging, 1, empty_pages=True)
+    await asyncio.to_thread(subject.emulator.control.reset_requests)
+    found = await subject.calendar.list_events(
+        subject.calendar_id, time_min=at(0), tags={"vapiCalendar": "1"}
+    )
+    assert [e.id for e in found] == ["page00000", "page00001", "page00002"]
+    counts = await asyncio.to_thread(subject.emulator.control.requests)
+    assert counts["events.list"] == 6  # three empty pages, three of one event each
 
 
 async def test_listing_filters_by_our_tags_and_the_time_range(subject: Subject) -> None:
@@ -180,6 +261,32 @@ async def test_a_meeting_link_comes_back_when_asked_for(subject: Subject) -> Non
         subject.calendar_id, new_event("meet00001", at(10), add_meeting=True), send_updates="none"
     )
     assert created.meeting_link and created.meeting_link.startswith("https://")
+    assert not created.meeting_pending
+
+
+async def test_a_pending_meeting_link_is_read_again_within_the_budget(subject: Subject) -> None:
+    control = subject.emulator.control
+    await asyncio.to_thread(control.set_meet_pending, 2)
+    await asyncio.to_thread(control.reset_requests)
+    with time_budget(10):
+        created = await subject.calendar.insert_event(
+            subject.calendar_id,
+            new_event("meet00002", at(11), add_meeting=True),
+            send_updates="none",
+        )
+    assert created.meeting_link and created.meeting_link.startswith("https://meet.google.com/")
+    assert not created.meeting_pending
+    assert (await asyncio.to_thread(control.requests))["events.get"] == 2
+
+    await asyncio.to_thread(control.set_meet_pending, 1000)  # never within this call
+    with time_budget(2.5):
+        slow = await subject.calendar.insert_event(
+            subject.calendar_id,
+            new_event("meet00003", at(12), add_meeting=True),
+            send_updates="none",
+        )
+    assert slow.meeting_pending and slow.meeting_link is None
+    assert slow.id == "meet00003"
 
 
 # -- moving and deleting ---------------------------------------------------------------------------
@@ -216,6 +323,64 @@ async def test_deleting_twice_is_event_gone_and_the_event_reads_cancelled(
 async def test_an_unknown_event_is_not_found(subject: Subject) -> None:
     with pytest.raises(EventNotFound):
         await subject.calendar.get_event(subject.calendar_id, "nosuch0001")
+
+
+async def test_refusals_become_their_own_errors_and_are_sent_once(subject: Subject) -> None:
+    """Each refusal a retry cannot fix, per operation: its own sentence, one request."""
+    control = subject.emulator.control
+    await subject.calendar.insert_event(
+        subject.calendar_id, new_event("refused01", at(10)), send_updates="none"
+    )
+
+    async def refused(kind: str, status: int, reason: str | None, call: Any) -> Exception:
+        await asyncio.to_thread(control.add_fault, kind, status, reason)
+        await asyncio.to_thread(control.reset_requests)
+        with pytest.raises(Exception) as caught:
+            await call()
+        assert (await asyncio.to_thread(control.requests)) == {kind: 1}, kind
+        return caught.value
+
+    def insert() -> Any:
+        return subject.calendar.insert_event(
+            subject.calendar_id, new_event("refused02", at(11)), send_updates="all"
+        )
+
+    def move() -> Any:
+        return subject.calendar.move_event(
+            subject.calendar_id,
+            "refused01",
+            at(12),
+            at(12, 30),
+            timezone="America/New_York",
+            send_updates="all",
+        )
+
+    def listing() -> Any:
+        return subject.calendar.list_events(subject.calendar_id, time_min=at(0))
+
+    def busy() -> Any:
+        return subject.calendar.busy([subject.calendar_id], at(0), at(23), "UTC")
+
+    quota = await refused("events.insert", 403, "quotaExceeded", insert)
+    assert isinstance(quota, UsageLimitReached)
+    writer = await refused("events.insert", 403, "requiredAccessLevel", insert)
+    assert type(writer) is CalendarAccessDenied and "change" in str(writer)
+    reader = await refused("events.list", 403, "requiredAccessLevel", listing)
+    assert type(reader) is CalendarAccessDenied and "read" in str(reader)
+    organizer = await refused("events.patch", 403, "forbiddenForNonOrganizer", move)
+    assert isinstance(organizer, OrganizerOnly)
+    calendar_gone = await refused("freebusy", 404, None, busy)
+    assert type(calendar_gone) is CalendarNotFound
+    assert "appointment" not in str(calendar_gone)
+    event_gone = await refused("events.patch", 404, None, move)
+    assert type(event_gone) is EventNotFound
+
+    # A rate limit, by contrast, is retried and passes.
+    await asyncio.to_thread(control.add_fault, "freebusy", 403, "rateLimitExceeded")
+    await asyncio.to_thread(control.reset_requests)
+    with time_budget(10):
+        assert (await busy()).unreadable == {}
+    assert (await asyncio.to_thread(control.requests)) == {"freebusy": 2}
 
 
 async def test_the_calendar_time_zone_is_the_accounts(subject: Subject) -> None:

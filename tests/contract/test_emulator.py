@@ -752,3 +752,345 @@ def test_mounted_under_prefix(oauth_env: None) -> None:
         )
         assert created["htmlLink"].startswith(root + "/calendar/event?eid=")
         assert ctl.requests()["freebusy"] == 1
+
+
+# ---- Fidelity: paging, recurrence, event types, per-calendar errors, Meet, OAuth client ---------
+
+
+def test_list_pages_may_be_short_or_empty_and_still_carry_a_token(
+    base: str, control: EmulatorControl
+) -> None:
+    for number in range(3):
+        control.seed_event(
+            ALICE, {"id": f"paged{number}", "start": timed(9, 9 + number), "end": timed(9, 12)}
+        )
+    control.set_list_paging(1, empty_pages=True)
+    events = connected(base, control).events()
+    request = events.list(calendarId="primary", singleEvents=True, orderBy="startTime")
+    sizes, ids = [], []
+    while request is not None:  # google-api-python-client's own paging helper
+        page = request.execute()
+        sizes.append(len(page["items"]))
+        ids += [e["id"] for e in page["items"]]
+        request = events.list_next(request, page)
+    assert sizes == [0, 1, 0, 1, 0, 1]  # "less than maxResults, or none at all"
+    assert ids == ["paged0", "paged1", "paged2"]
+
+    control.set_list_paging(None)
+    assert len(events.list(calendarId="primary").execute()["items"]) == 3
+    with pytest.raises(HttpError) as bad:
+        events.list(calendarId="primary", pageToken="not-a-token").execute()
+    assert bad.value.status_code == 400
+
+
+def _series(control: EmulatorControl) -> dict[str, Any]:
+    """Daily 10:00-11:00 New York, Mon 2030-01-07 to Fri 01-11, without Tue (EXDATE)."""
+    return control.seed_event(
+        ALICE,
+        {
+            "id": "standup0",
+            "summary": "Stand-up",
+            "start": {"dateTime": "2030-01-07T10:00:00", "timeZone": "America/New_York"},
+            "end": {"dateTime": "2030-01-07T11:00:00", "timeZone": "America/New_York"},
+            "recurrence": [
+                "RRULE:FREQ=DAILY;COUNT=5",
+                "EXDATE;TZID=America/New_York:20300108T100000",
+            ],
+        },
+    )
+
+
+def test_recurring_series_expand_with_their_exceptions(base: str, control: EmulatorControl) -> None:
+    _series(control)
+    # Wednesday moved to 14:00 (a modified exception, as the owner would make it).
+    control.seed_event(
+        ALICE,
+        {
+            "recurringEventId": "standup0",
+            "originalStartTime": {
+                "dateTime": "2030-01-09T10:00:00-05:00",
+                "timeZone": "America/New_York",
+            },
+            "start": timed(9, 14),
+            "end": timed(9, 15),
+        },
+    )
+    service = connected(base, control)
+    events = service.events()
+    week = {"timeMin": "2030-01-06T00:00:00Z", "timeMax": "2030-01-13T00:00:00Z"}
+
+    def instances(**kwargs: Any) -> list[dict[str, Any]]:
+        return events.list(
+            calendarId="primary", singleEvents=True, orderBy="startTime", **week, **kwargs
+        ).execute()["items"]
+
+    listed = instances()
+    assert [e["start"]["dateTime"] for e in listed] == [
+        "2030-01-07T10:00:00-05:00",
+        "2030-01-09T14:00:00-05:00",
+        "2030-01-10T10:00:00-05:00",
+        "2030-01-11T10:00:00-05:00",
+    ]
+    assert {e["recurringEventId"] for e in listed} == {"standup0"}
+    assert all("recurrence" not in e for e in listed)
+    moved = listed[1]
+    assert moved["originalStartTime"]["dateTime"] == "2030-01-09T10:00:00-05:00"
+
+    # Deleting one occurrence through the API makes a cancelled exception (recurring-events
+    # guide), addressed by the id the listing gave: ids are opaque, never built.
+    thursday = listed[2]["id"]
+    assert events.get(calendarId="primary", eventId=thursday).execute()["summary"] == "Stand-up"
+    events.delete(calendarId="primary", eventId=thursday).execute()
+    assert [e["id"] for e in instances()] == [listed[0]["id"], moved["id"], listed[3]["id"]]
+    assert thursday in [e["id"] for e in instances(showDeleted=True)]
+
+    # Unexpanded: the series itself plus its exceptions, the cancelled one included even
+    # without showDeleted ("Cancelled instances of recurring events ... will still be
+    # included if showDeleted and singleEvents are both False").
+    raw = events.list(calendarId="primary", **week).execute()["items"]
+    by_id = {e["id"]: e for e in raw}
+    assert by_id["standup0"]["recurrence"][0] == "RRULE:FREQ=DAILY;COUNT=5"
+    assert by_id[thursday]["status"] == "cancelled" and by_id[moved["id"]]["status"] == "confirmed"
+
+    busy = (
+        service.freebusy()
+        .query(body={**week, "items": [{"id": "primary"}]})
+        .execute()["calendars"]["primary"]["busy"]
+    )
+    assert busy == [
+        {"start": "2030-01-07T15:00:00Z", "end": "2030-01-07T16:00:00Z"},
+        {"start": "2030-01-09T19:00:00Z", "end": "2030-01-09T20:00:00Z"},
+        {"start": "2030-01-11T15:00:00Z", "end": "2030-01-11T16:00:00Z"},
+    ]
+
+
+def test_a_series_keeps_its_wall_clock_time_across_dst_and_needs_a_zone(
+    base: str, control: EmulatorControl
+) -> None:
+    service = connected(base, control)
+    series = {
+        "summary": "Weekly",
+        "start": {"dateTime": "2030-03-04T10:00:00", "timeZone": "America/New_York"},
+        "end": {"dateTime": "2030-03-04T10:30:00", "timeZone": "America/New_York"},
+        "recurrence": ["RRULE:FREQ=WEEKLY;UNTIL=20300320T000000Z"],
+    }
+    created = service.events().insert(calendarId="primary", body=series).execute()
+    assert created["recurrence"] == series["recurrence"] and "recurringEventId" not in created
+    busy = (
+        service.freebusy()
+        .query(
+            body={
+                "timeMin": "2030-03-01T00:00:00Z",
+                "timeMax": "2030-04-01T00:00:00Z",
+                "items": [{"id": "primary"}],
+            }
+        )
+        .execute()["calendars"]["primary"]["busy"]
+    )
+    # 10:00 EST, then 10:00 EDT after the clocks changed on 2030-03-10.
+    assert [b["start"] for b in busy] == [
+        "2030-03-04T15:00:00Z",
+        "2030-03-11T14:00:00Z",
+        "2030-03-18T14:00:00Z",
+    ]
+    zoneless = {**series, "start": timed(4, 10), "end": timed(4, 11)}
+    with pytest.raises(HttpError) as missing_zone:
+        service.events().insert(calendarId="primary", body=zoneless).execute()
+    assert missing_zone.value.status_code == 400
+    with pytest.raises(HttpError) as bad_rule:
+        service.events().insert(
+            calendarId="primary", body={**series, "recurrence": ["RRULE:FREQ=SOMETIMES"]}
+        ).execute()
+    assert bad_rule.value.status_code == 400
+
+
+def test_declined_invitations_and_transparent_event_types_are_not_busy(
+    base: str, control: EmulatorControl
+) -> None:
+    service = connected(base, control)
+    insert = service.events().insert
+
+    def make(hour: int, **extra: Any) -> dict[str, Any]:
+        body = {"summary": f"at {hour}", "start": timed(14, hour), "end": timed(14, hour + 1)}
+        return insert(calendarId="primary", body={**body, **extra}).execute()
+
+    declined = make(
+        8,
+        attendees=[
+            {"email": "boss@example.com", "organizer": True},
+            {"email": ALICE, "responseStatus": "declined", "self": False},
+        ],
+    )
+    # `self` is read-only: Google marks the attendee that is this calendar.
+    mine = [a for a in declined["attendees"] if a.get("self")]
+    assert [a["email"] for a in mine] == [ALICE]
+    assert declined["attendees"][0]["responseStatus"] == "needsAction"
+    make(9, attendees=[{"email": ALICE, "responseStatus": "accepted"}])
+    ooo = make(10, eventType="outOfOffice")
+    assert ooo["transparency"] == "opaque" and ooo["eventType"] == "outOfOffice"
+    make(12, eventType="focusTime")
+    where = make(13, eventType="workingLocation")
+    assert where["transparency"] == "transparent"
+    insert(
+        calendarId="primary",
+        body={
+            "summary": "Birthday",
+            "eventType": "birthday",
+            "start": {"date": "2030-01-14"},
+            "end": {"date": "2030-01-15"},
+            "recurrence": ["RRULE:FREQ=YEARLY"],
+        },
+    ).execute()
+
+    busy = (
+        service.freebusy()
+        .query(
+            body={
+                "timeMin": "2030-01-14T05:00:00Z",
+                "timeMax": "2030-01-15T05:00:00Z",
+                "items": [{"id": "primary"}],
+            }
+        )
+        .execute()["calendars"]["primary"]["busy"]
+    )
+    # 9:00 accepted, 10:00 out of office, 12:00 focus time (EST = UTC-5).
+    assert busy == [
+        {"start": "2030-01-14T14:00:00Z", "end": "2030-01-14T16:00:00Z"},
+        {"start": "2030-01-14T17:00:00Z", "end": "2030-01-14T18:00:00Z"},
+    ]
+
+    for bad in (
+        {
+            "eventType": "outOfOffice",
+            "start": {"date": "2030-01-15"},
+            "end": {"date": "2030-01-16"},
+        },
+        {"eventType": "workingLocation", "transparency": "opaque"},
+        {"eventType": "fromGmail"},
+        {"eventType": "party"},
+    ):
+        with pytest.raises(HttpError) as refused:
+            insert(
+                calendarId="primary", body={"start": timed(15, 9), "end": timed(15, 10), **bad}
+            ).execute()
+        assert refused.value.status_code == 400, bad
+
+
+def test_all_day_events_are_busy_over_the_day_in_the_calendars_zone(
+    base: str, control: EmulatorControl
+) -> None:
+    control.add_calendar(ALICE, "tokyo@group.calendar.google.com", "Tokyo", "Asia/Tokyo")
+    for calendar_id in ("tokyo@group.calendar.google.com", ALICE):
+        control.seed_event(
+            calendar_id,
+            {"summary": "Holiday", "start": {"date": "2030-01-03"}, "end": {"date": "2030-01-04"}},
+        )
+        control.seed_event(
+            calendar_id,
+            {
+                "summary": "Shown as free",
+                "transparency": "transparent",
+                "start": {"date": "2030-01-05"},
+                "end": {"date": "2030-01-06"},
+            },
+        )
+    service = connected(base, control, [FREEBUSY])
+    answer = (
+        service.freebusy()
+        .query(
+            body={
+                "timeMin": "2030-01-01T00:00:00Z",
+                "timeMax": "2030-01-08T00:00:00Z",
+                "timeZone": "Europe/London",  # the answer's zone, not the event's day
+                "items": [{"id": "tokyo@group.calendar.google.com"}, {"id": "primary"}],
+            }
+        )
+        .execute()["calendars"]
+    )
+    assert answer["tokyo@group.calendar.google.com"]["busy"] == [
+        {"start": "2030-01-02T15:00:00Z", "end": "2030-01-03T15:00:00Z"}
+    ]
+    assert answer["primary"]["busy"] == [
+        {"start": "2030-01-03T05:00:00Z", "end": "2030-01-04T05:00:00Z"}
+    ]
+
+
+def test_freebusy_reports_calendars_it_cannot_read_per_calendar(
+    base: str, control: EmulatorControl
+) -> None:
+    control.add_calendar(ALICE, "shared@group.calendar.google.com", "Shared")
+    control.seed_event(ALICE, {"start": timed(2, 10), "end": timed(2, 11)})
+    service = connected(base, control, [FREEBUSY])
+    body = {
+        "timeMin": "2030-01-02T00:00:00Z",
+        "timeMax": "2030-01-03T00:00:00Z",
+        "items": [{"id": "primary"}, {"id": "shared@group.calendar.google.com"}],
+    }
+    control.set_freebusy_error("shared@group.calendar.google.com", "internalError")
+    answer = service.freebusy().query(body=body).execute()["calendars"]  # still HTTP 200
+    assert answer["shared@group.calendar.google.com"] == {
+        "errors": [{"domain": "global", "reason": "internalError"}],
+        "busy": [],
+    }
+    assert answer["primary"]["busy"] == [
+        {"start": "2030-01-02T15:00:00Z", "end": "2030-01-02T16:00:00Z"}
+    ]
+    control.set_freebusy_error(ALICE, "notFound")  # "primary" resolves to the same calendar
+    answer = service.freebusy().query(body=body).execute()["calendars"]
+    assert answer["primary"]["errors"] == [{"domain": "global", "reason": "notFound"}]
+    control.set_freebusy_error(ALICE, None)
+    control.set_freebusy_error("shared@group.calendar.google.com", None)
+    answer = service.freebusy().query(body=body).execute()["calendars"]
+    assert "errors" not in answer["primary"] and "errors" not in answer[body["items"][1]["id"]]
+
+
+def test_meet_links_can_be_pending_and_arrive_on_a_later_read(
+    base: str, control: EmulatorControl
+) -> None:
+    control.set_meet_pending(2)
+    events = connected(base, control).events()
+    created = events.insert(
+        calendarId="primary",
+        body={
+            "id": "meetpending1",
+            "start": timed(5, 9),
+            "end": timed(5, 10),
+            "conferenceData": {
+                "createRequest": {
+                    "requestId": "r-2",
+                    "conferenceSolutionKey": {"type": "hangoutsMeet"},
+                }
+            },
+        },
+        conferenceDataVersion=1,
+    ).execute()
+    assert created["conferenceData"]["createRequest"]["status"] == {"statusCode": "pending"}
+    assert "hangoutLink" not in created and "entryPoints" not in created["conferenceData"]
+    first = events.get(calendarId="primary", eventId="meetpending1").execute()
+    assert first["conferenceData"]["createRequest"]["status"]["statusCode"] == "pending"
+    second = events.get(calendarId="primary", eventId="meetpending1").execute()
+    assert second["conferenceData"]["createRequest"]["status"]["statusCode"] == "success"
+    video = second["conferenceData"]["entryPoints"][0]
+    assert video["entryPointType"] == "video" and video["uri"] == second["hangoutLink"]
+
+
+def test_token_endpoint_refuses_a_rejected_client_or_another_clients_token(
+    base: str, control: EmulatorControl
+) -> None:
+    grant = control.mint_tokens(ALICE, CLIENT_ID, APP_SCOPES, expires_in=0)
+    control.set_client_rejected(CLIENT_ID)
+    with pytest.raises(RefreshError) as rejected:
+        creds_for(base, grant).refresh(GoogleRequest())
+    assert rejected.value.args[1] == {
+        "error": "invalid_client",
+        "error_description": "Unauthorized",
+    }
+    assert not rejected.value.retryable
+    control.set_client_rejected(CLIENT_ID, False)
+    creds_for(base, grant).refresh(GoogleRequest())
+
+    control.register_client("other-client", "other-secret")
+    foreign = control.mint_tokens(ALICE, "other-client", APP_SCOPES)
+    with pytest.raises(RefreshError) as wrong_client:
+        creds_for(base, foreign).refresh(GoogleRequest())
+    assert wrong_client.value.args[1]["error"] == "unauthorized_client"

@@ -25,6 +25,7 @@ from tests.harness import mongo
 from tests.harness.servers import free_port
 from vapi_calendar.ports.stores import (
     AlreadyExists,
+    CalendarWarning,
     Connection,
     NotFound,
     OAuthState,
@@ -35,6 +36,7 @@ from vapi_calendar.ports.stores import (
 from vapi_calendar.stores import store_from_url
 from vapi_calendar.stores.mongo import MongoStore
 from vapi_calendar.stores.sqlite import SCHEMA_VERSION, SQLiteStore
+from vapi_calendar.stores.sqlite.store import MIGRATIONS
 
 BACKENDS = ["sqlite", "mongo"]
 
@@ -459,6 +461,34 @@ async def test_list_connections(store: Store) -> None:
     ]
 
 
+async def test_calendar_warnings_round_trip_and_change_nothing_else(store: Store) -> None:
+    await store.create_user(_user())
+    assert await store.set_calendar_warnings("u1", ()) is False  # no connection yet
+    await store.save_connection(_connection())
+    assert (await store.get_connection("u1")).warnings == ()  # type: ignore[union-attr]
+    warnings = (
+        CalendarWarning("a@group.calendar.google.com", "notFound", _utc(2025, 6, 2, 1, 2, 3, 4567)),
+        CalendarWarning("b@example.com", "internalError", _utc(2025, 6, 3)),
+    )
+    assert await store.set_calendar_warnings("u1", warnings) is True
+    got = await store.get_connection("u1")
+    assert got == _connection(warnings=warnings)  # updated_at untouched too
+    assert got is not None
+    _assert_aware_utc(got.warnings[0].since)
+    assert await store.set_calendar_warnings("u1", warnings[1:]) is True
+    assert (await store.get_connection("u1")).warnings == warnings[1:]  # type: ignore[union-attr]
+    assert await store.set_calendar_warnings("nobody", warnings) is False
+
+
+async def test_save_connection_writes_the_warnings_it_is_given(store: Store) -> None:
+    await store.create_user(_user())
+    warning = CalendarWarning("shared@example.com", "notFound", _utc(2025, 6, 2))
+    await store.save_connection(_connection(warnings=(warning,)))
+    assert (await store.get_connection("u1")).warnings == (warning,)  # type: ignore[union-attr]
+    await store.save_connection(_connection())  # a new grant starts without warnings
+    assert (await store.get_connection("u1")).warnings == ()  # type: ignore[union-attr]
+
+
 # -- OAuth state ---------------------------------------------------------------------------------
 
 
@@ -689,6 +719,29 @@ async def test_sqlite_reopen_keeps_schema_version(sqlite_path: str) -> None:
         assert await second.get_user("u1") == _user()
     finally:
         await second.close()
+    assert await _user_version(sqlite_path) == SCHEMA_VERSION
+
+
+async def test_sqlite_migrates_a_version_1_database_keeping_its_connections(
+    sqlite_path: str,
+) -> None:
+    async with aiosqlite.connect(sqlite_path) as db:
+        for sql in MIGRATIONS[0]:
+            await db.execute(sql)
+        await db.execute("INSERT INTO users VALUES ('u1', 'UTC', '{}', 0)")
+        await db.execute(
+            "INSERT INTO google_connections (user_id, access_token, scopes, status, updated_at) "
+            "VALUES ('u1', 'enc:access', '[]', 'connected', 0)"
+        )
+        await db.execute("PRAGMA user_version=1")
+        await db.commit()
+    s = SQLiteStore(sqlite_path)
+    await s.open()
+    try:
+        got = await s.get_connection("u1")
+        assert got is not None and got.access_token == "enc:access" and got.warnings == ()
+    finally:
+        await s.close()
     assert await _user_version(sqlite_path) == SCHEMA_VERSION
 
 

@@ -26,11 +26,17 @@ def test_create_and_read_a_user(app: App) -> None:
         "connected": False,
         "status": "not_connected",
         "email": None,
+        "warnings": [],
     }
     user = app.admin.get("/api/users/carol").json()
     assert user["id"] == "carol" and user["timezone"] == "Europe/Paris"
     connected = app.admin.get("/api/users/ana").json()["google"]
-    assert connected == {"connected": True, "status": "connected", "email": "ana@example.com"}
+    assert connected == {
+        "connected": True,
+        "status": "connected",
+        "email": "ana@example.com",
+        "warnings": [],
+    }
 
 
 def test_user_defaults_to_the_configured_timezone(app: App) -> None:

@@ -153,7 +153,12 @@ def test_connect_in_a_real_browser(page: Page, zoe: App, tmp_path: Path) -> None
     assert "error" not in result and "available" in result, result
     assert result["timeZone"] == "Europe/Berlin"  # adopted from the calendar on connect
     user = zoe.admin.get("/api/users/zoe").json()
-    assert user["google"] == {"connected": True, "status": "connected", "email": "zoe@example.com"}
+    assert user["google"] == {
+        "connected": True,
+        "status": "connected",
+        "email": "zoe@example.com",
+        "warnings": [],
+    }
 
 
 def test_denied_consent_shows_a_retry_that_leads_back(page: Page, zoe: App, tmp_path: Path) -> None:

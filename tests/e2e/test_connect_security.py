@@ -4,20 +4,17 @@ silently moved to another Google account."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.harness.app import App, Emulator, running_app
 from tests.harness.consent import connect_link, decide, start_consent
+from tests.harness.receiver import Receiver
 from tests.harness.servers import serve_in_thread
 
 
@@ -117,25 +114,6 @@ def test_the_binding_cookie_is_secure_under_https(tmp_path: Path, emulator: Emul
         assert "secure" in {p.strip().lower() for p in start.headers["set-cookie"].split(";")}
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.events: list[dict[str, str]] = []
-        self.arrived = threading.Condition()
-
-    async def endpoint(self, request: Request) -> Response:
-        event = json.loads(await request.body())
-        with self.arrived:
-            self.events.append(event)
-            self.arrived.notify_all()
-        return Response(status_code=204)
-
-    def wait_for(self, name: str) -> None:
-        with self.arrived:
-            assert self.arrived.wait_for(
-                lambda: any(e["event"] == name for e in self.events), timeout=10
-            ), self.events
-
-
 @pytest.fixture
 def receiver() -> Iterator[tuple[Receiver, str]]:
     received = Receiver()
@@ -149,7 +127,7 @@ def test_another_google_account_is_refused_unless_the_link_allows_it(
 ) -> None:
     received, hook = receiver
     with running_app(
-        tmp_path, emulator, connection_webhook_url=hook, connection_webhook_secret="s"
+        tmp_path, emulator, connection_webhook_url=hook, connection_webhook_secret="hook-secret"
     ) as app:
         app.create_user("carol")
         for email in ("carol@example.com", "mallory@example.com"):
@@ -176,4 +154,5 @@ def test_another_google_account_is_refused_unless_the_link_allows_it(
         assert finish(app.http, app, allowed, "mallory@example.com").status_code == 200
         after = app.connection("carol")
         assert after is not None and after.email == "mallory@example.com"
-        received.wait_for("account_changed")
+        events = [e["event"] for e in received.wait_for(4)]
+    assert events == ["connected", "connected", "account_changed", "connected"]

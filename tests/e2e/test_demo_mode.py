@@ -54,7 +54,7 @@ def serve_process(cwd: Path, **env: str) -> Iterator[Served]:
         served.output, _ = process.communicate(timeout=30)
 
 
-def check_availability_body(assistant_id: str) -> dict:
+def check_availability_body(assistant_id: str, start: str | None = None) -> dict:
     # Tomorrow 9:00 in the demo user's zone: booking rules (60-day horizon) refuse far dates,
     # and the demo user is open every day, 9:00-17:00, with tomorrow's first event at 10:00.
     tomorrow = (datetime.now(ZoneInfo("America/New_York")) + timedelta(days=1)).date()
@@ -68,7 +68,7 @@ def check_availability_body(assistant_id: str) -> dict:
                     "type": "function",
                     "function": {
                         "name": "checkAvailability",
-                        "arguments": {"startDateTime": f"{tomorrow}T09:00:00"},
+                        "arguments": {"startDateTime": start or f"{tomorrow}T09:00:00"},
                     },
                 }
             ],
@@ -90,6 +90,13 @@ def schedule_body(assistant_id: str, summary: str) -> dict:
     }
 
 
+def answer(url: str, start: str, tool_call_id: str) -> dict:
+    body = check_availability_body("demo-assistant", start)
+    body["message"]["toolCallList"][0]["id"] = tool_call_id
+    (result,) = httpx.post(f"{url}/vapi/webhook", json=body, timeout=30).json()["results"]
+    return json.loads(result["result"])
+
+
 def test_demo_mode_serves_tool_calls_against_the_bundled_emulator(tmp_path: Path) -> None:
     with serve_process(tmp_path) as served:
         response = httpx.post(
@@ -99,6 +106,15 @@ def test_demo_mode_serves_tool_calls_against_the_bundled_emulator(tmp_path: Path
         )
         (result,) = response.json()["results"]
         assert '"available":true' in result["result"]
+        # The seeded series and the all-day event are read as a real calendar would be.
+        today = datetime.now(ZoneInfo("America/New_York")).date()
+        tomorrow, offsite = today + timedelta(days=1), today + timedelta(days=2)
+        stand_up = answer(served.url, f"{tomorrow}T10:00:00", "t2")
+        assert stand_up["available"] is False and stand_up["reason"] == "busy"
+        all_day = answer(served.url, f"{offsite}T09:00:00", "t3")
+        assert all_day["available"] is False and all_day["reason"] == "busy"
+        later = answer(served.url, f"{offsite + timedelta(days=1)}T10:00:00", "t4")
+        assert later["available"] is False  # the stand-up again, the day after the offsite
         assert (tmp_path / "data" / "vapi-calendar.db").exists()
         key_file = tmp_path / "data" / "encryption.key"
         assert key_file.stat().st_mode & 0o777 == 0o600

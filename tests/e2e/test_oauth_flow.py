@@ -6,32 +6,26 @@ branch quickly, including the failures a browser test would be slow to reach.
 
 from __future__ import annotations
 
-import hmac
-import json
 import re
 import subprocess
 import sys
-import threading
 import time
 from datetime import timedelta
 from html import unescape
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.harness.app import App, Emulator, running_app
 from tests.harness.consent import connect_link, decide, start_consent
+from tests.harness.receiver import Receiver
 from tests.harness.servers import serve_in_thread
 from vapi_calendar.oauth.links import ConnectLinks, LinkError
 from vapi_calendar.oauth.vault import TokenVault, generate_key
-from vapi_calendar.server.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 FREEBUSY = "https://www.googleapis.com/auth/calendar.freebusy"
 ARGS = {"startDateTime": "2031-03-11T09:00:00"}
@@ -77,7 +71,12 @@ def test_connect_flow_stores_tokens_and_the_calendar_time_zone(fresh: App) -> No
     assert "Your calendar is connected" in response.text and "zoe@example.com" in response.text
     assert response.headers["referrer-policy"] == "no-referrer"
     user = fresh.admin.get("/api/users/zoe").json()
-    assert user["google"] == {"connected": True, "status": "connected", "email": "zoe@example.com"}
+    assert user["google"] == {
+        "connected": True,
+        "status": "connected",
+        "email": "zoe@example.com",
+        "warnings": [],
+    }
     assert user["timezone"] == "Europe/Berlin"  # adopted from the calendar
 
     result = fresh.call_tool("checkAvailability", ARGS, assistant_id="asst_zoe")
@@ -199,30 +198,6 @@ def test_transient_token_endpoint_failure_is_retried_within_the_call(app: App) -
 
 
 # -- notifications -----------------------------------------------------------------------------
-
-
-class Receiver:
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.arrived = threading.Condition()
-
-    async def endpoint(self, request: Request) -> Response:
-        body = await request.body()
-        with self.arrived:
-            self.received.append((dict(request.headers), body))
-            self.arrived.notify_all()
-        return Response(status_code=204)
-
-    def wait_for(self, count: int) -> list[dict[str, Any]]:
-        with self.arrived:
-            arrived = self.arrived.wait_for(lambda: len(self.received) >= count, timeout=10)
-            assert arrived, [json.loads(b) for _, b in self.received]
-        events = []
-        for headers, body in self.received:
-            expected = sign("hook-secret", headers[TIMESTAMP_HEADER.lower()], body)
-            assert hmac.compare_digest(headers[SIGNATURE_HEADER.lower()], expected)
-            events.append(json.loads(body))
-        return events
 
 
 def test_connection_webhook_is_signed_and_sent_on_each_change(

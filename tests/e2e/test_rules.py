@@ -407,7 +407,8 @@ def test_google_meet_is_added_with_conference_data(app: App) -> None:
     assert event["conferenceData"]["conferenceSolution"]["key"]["type"] == "hangoutsMeet"
     assert event["conferenceData"]["createRequest"]["requestId"] == event_id_for("ana", "meet_1")
     assert booked["meetLink"] == event["hangoutLink"]
-    assert event["attendees"] == [{"email": "sam@example.com"}]
+    # Google starts a new guest's response as needsAction.
+    assert event["attendees"] == [{"email": "sam@example.com", "responseStatus": "needsAction"}]
 
 
 # -- DST edges -------------------------------------------------------------------------------------

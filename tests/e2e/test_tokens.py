@@ -87,6 +87,7 @@ def test_invalid_grant_flags_reconnect_and_stops_retrying(app: App) -> None:
         "connected": False,
         "status": "needs_reconnect",
         "email": "ana@example.com",
+        "warnings": [],
     }
     attempts = refreshes(app)
     assert "renewed" in app.call_tool("checkAvailability", ARGS)["error"]

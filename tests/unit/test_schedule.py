@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from vapi_calendar.tools.rules import BookingRules
-from vapi_calendar.tools.scheduling import Schedule, search_span
+from vapi_calendar.tools.scheduling import INCOMPLETE_CLAUSE, Schedule, search_span, with_incomplete
 from vapi_calendar.tools.slots import Interval
 
 NY = ZoneInfo("America/New_York")
@@ -200,3 +200,19 @@ def test_search_span_covers_the_window_and_a_week_of_alternatives(tz: ZoneInfo) 
     assert span.start.astimezone(tz) == at(4, 0, tz=tz)
     assert span.end.astimezone(tz) == at(12, 0, tz=tz)
     assert span.contains(window)
+
+
+# -- answers made without a calendar that could not be read -----------------------------------
+
+
+def test_an_answer_says_which_calendars_it_was_made_without() -> None:
+    whole = schedule()
+    answer = {"available": True, "message": "Tuesday at 9:00 AM is free."}
+    assert with_incomplete(whole, answer) == answer
+    partial = Schedule(
+        BookingRules.for_user({}), NY, NOW, [], Counter(), incomplete=("team@example.com",)
+    )
+    said = with_incomplete(partial, answer)
+    assert said["incomplete"] == ["team@example.com"]
+    assert said["message"] == f"Tuesday at 9:00 AM is free. {INCOMPLETE_CLAUSE}"
+    assert answer == {"available": True, "message": "Tuesday at 9:00 AM is free."}  # untouched
