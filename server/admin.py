@@ -265,6 +265,14 @@ async def create_connect_link(request: Request, services: Services) -> Response:
     )
 
 
+async def create_call_token(request: Request, services: Services) -> Response:
+    """The token that makes a user id in call metadata count (see oauth/call_tokens.py)."""
+    user_id = request.path_params["user_id"]
+    if await services.store.get_user(user_id) is None:
+        return json_error(404, "no such user")
+    return JSONResponse({"userId": user_id, "userToken": services.call_tokens.issue(user_id)})
+
+
 async def disconnect_google(request: Request, services: Services) -> Response:
     user_id = request.path_params["user_id"]
     if await services.store.get_user(user_id) is None:
@@ -301,6 +309,7 @@ routes = [
         admin_endpoint(create_connect_link),
         methods=["POST"],
     ),
+    Route("/api/users/{user_id}/call-token", admin_endpoint(create_call_token), methods=["POST"]),
     Route("/api/users/{user_id}/google", admin_endpoint(disconnect_google), methods=["DELETE"]),
     Route("/api/assistants/{assistant_id}", admin_endpoint(link_assistant), methods=["PUT"]),
     Route("/api/assistants/{assistant_id}", admin_endpoint(unlink_assistant), methods=["DELETE"]),

@@ -182,6 +182,22 @@ def connect_link(user_id: str, allow_account_change: bool) -> None:
     click.echo(_with_services(work))
 
 
+@main.command("call-token")
+@click.argument("user_id")
+def call_token(user_id: str) -> None:
+    """Print the token that makes USER_ID count in call metadata (metadata.userToken)."""
+    from vapi_calendar.server import inputs
+
+    _checked(user_id, inputs.user_id, "USER_ID")
+
+    async def work(services: Services) -> str:
+        if await services.store.get_user(user_id) is None:
+            raise click.ClickException(f"no user {user_id!r}")
+        return services.call_tokens.issue(user_id)
+
+    click.echo(_with_services(work))
+
+
 @main.command("rotate-key")
 def rotate_key() -> None:
     """Re-encrypt every stored token with the first ENCRYPTION_KEY.

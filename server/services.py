@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from vapi_calendar.oauth.call_tokens import CallTokens
 from vapi_calendar.oauth.consent import ConsentFlow
 from vapi_calendar.oauth.grants import ConnectedCalendars, Grants
 from vapi_calendar.oauth.links import ConnectLinks
@@ -49,6 +50,7 @@ class Services:
     consent: ConsentFlow
     links: ConnectLinks
     notifier: ConnectionNotifier
+    call_tokens: CallTokens
     pipeline: ToolPipeline
     webhook_auth: WebhookAuthenticator
 
@@ -179,6 +181,7 @@ async def open_services(
         metrics=metrics,
         refresh_margin=timedelta(seconds=settings.refresh_margin_seconds),
     )
+    call_tokens = CallTokens(vault)
     links = ConnectLinks(
         vault, settings.public_url, timedelta(minutes=settings.connect_link_minutes)
     )
@@ -224,6 +227,7 @@ async def open_services(
         ),
         links=links,
         notifier=notifier,
+        call_tokens=call_tokens,
         pipeline=pipeline,
         webhook_auth=WebhookAuthenticator(
             secret=settings.vapi_secret.get_secret_value() if settings.vapi_secret else None,
