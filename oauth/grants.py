@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,7 @@ from vapi_calendar.ports.events import ConnectionEvents
 from vapi_calendar.ports.locks import LockTimeout
 from vapi_calendar.ports.oauth import Grant, OAuthClient
 from vapi_calendar.ports.stores import CONNECTED, NEEDS_RECONNECT, Connection, ConnectionStore
+from vapi_calendar.support.budget import remaining
 from vapi_calendar.support.leases import Leases
 from vapi_calendar.support.metrics import Metrics
 from vapi_calendar.tools.errors import (
@@ -51,6 +53,10 @@ from vapi_calendar.tools.errors import (
 log = logging.getLogger(__name__)
 
 REFRESH_LEASE_SECONDS = 30.0
+# A refresh that failed for a passing reason is tried this many times in all, and again only
+# while the call's budget has this much left (google-auth already retries within one attempt).
+REFRESH_ATTEMPTS = 3
+RETRY_RESERVE_SECONDS = 2.0
 # A user counts as active (worth refreshing ahead of time) this long after their last call.
 ACTIVE_WINDOW_SECONDS = 3600.0
 _BACKGROUND_PARALLEL = 4
@@ -195,6 +201,23 @@ class Grants:
         *,
         margin: timedelta | None = None,
         rejected: str | None = None,
+    ) -> Grant:
+        """Join (or start) the user's one refresh. A refresh that failed for a passing reason
+        (the token endpoint unreachable or busy) is tried again while this call's budget still
+        has room: it fails for every caller waiting on it, and most of them could still be
+        answered. A dead grant or a refused OAuth client is final at once."""
+        for attempt in range(REFRESH_ATTEMPTS):
+            try:
+                return await self._join(user_id, path, margin, rejected)
+            except CalendarUnavailable:
+                left = remaining()
+                if attempt == REFRESH_ATTEMPTS - 1 or left is None or left < RETRY_RESERVE_SECONDS:
+                    raise
+                await asyncio.sleep(random.uniform(0, 0.2))  # noqa: S311 - jitter, not crypto
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _join(
+        self, user_id: str, path: str, margin: timedelta | None, rejected: str | None
     ) -> Grant:
         task = self._inflight.get(user_id)
         if task is None:

@@ -55,9 +55,11 @@ class Settings(BaseSettings):
     connection_webhook_url: str | None = None
     connection_webhook_secret: SecretStr | None = None
 
-    # Threads that run the synchronous Google client. Each holds one kept-alive connection and
-    # one built service; calls are I/O-bound, so this bounds concurrent Google requests.
-    google_threads: int = Field(default=32, ge=1, le=512)
+    # Calendar API requests in flight at once (kept-alive connections, on the event loop).
+    google_connections: int = Field(default=100, ge=1, le=1000)
+    # Threads for Google's synchronous token endpoint (refresh, code exchange, revocation):
+    # rare next to Calendar requests, which do not use threads.
+    google_threads: int = Field(default=4, ge=1, le=512)
     google_timeout_seconds: float = Field(default=8.0, gt=0, le=60)
     # Refresh access tokens this long before they expire, so tool calls never wait for one. At
     # least google-auth's own threshold (225 s): below it the client library would refresh

@@ -22,6 +22,7 @@ from vapi_calendar.ports.clock import Clock, system_clock
 from vapi_calendar.ports.stores import Store, StoreError
 from vapi_calendar.providers.google.calendar import GoogleCalendarApi
 from vapi_calendar.providers.google.endpoints import GoogleEndpoints
+from vapi_calendar.providers.google.http import GoogleHttp
 from vapi_calendar.providers.google.oauth import GoogleOAuth
 from vapi_calendar.providers.google.threads import GoogleThreads
 from vapi_calendar.server.config import Settings
@@ -45,6 +46,7 @@ class Services:
     store: Store
     vault: TokenVault
     threads: GoogleThreads
+    google_http: GoogleHttp
     oauth: GoogleOAuth
     grants: Grants
     consent: ConsentFlow
@@ -56,6 +58,7 @@ class Services:
 
     async def close(self) -> None:
         await self.notifier.aclose()
+        await self.google_http.close()
         self.threads.shutdown()
         await self.store.close()
 
@@ -164,7 +167,11 @@ async def open_services(
         redirect_uri=f"{settings.public_url}/oauth/google/callback",
         threads=threads,
     )
-    calendar_api = GoogleCalendarApi(threads, endpoints.calendar_api, metrics)
+    google_http = GoogleHttp(
+        max_connections=settings.google_connections,
+        timeout_seconds=settings.google_timeout_seconds,
+    )
+    calendar_api = GoogleCalendarApi(google_http, endpoints.calendar_api, metrics)
     notifier = ConnectionNotifier(
         settings.connection_webhook_url,
         settings.connection_webhook_secret.get_secret_value()
@@ -211,6 +218,7 @@ async def open_services(
         store=store,
         vault=vault,
         threads=threads,
+        google_http=google_http,
         oauth=oauth,
         grants=grants,
         consent=ConsentFlow(

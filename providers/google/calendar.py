@@ -1,7 +1,7 @@
-"""Calendar v3 through google-api-python-client, off the event loop, behind `CalendarProvider`.
+"""Calendar v3 through google-api-python-client, behind `CalendarProvider`.
 
-Requests are built with the real client library (one built service per worker thread, never per
-call) and sent on that thread's kept-alive connection with the user's bearer token. A 401 asks
+Requests are built with the real client library (one built service per process, never per
+call) and sent by `http.GoogleHttp` on the event loop with the user's bearer token. A 401 asks
 the user's `TokenSource` for a newer token and sends the request once more; every other failure
 is translated by `errors.calendar_error`. Event resources become the port's neutral `Event`.
 """
@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httplib2
 from googleapiclient.discovery import Resource, build
 from googleapiclient.errors import HttpError
 from googleapiclient.http import HttpRequest
@@ -24,13 +25,36 @@ from vapi_calendar.providers.google.errors import (
     TokenRejected,
     calendar_error,
 )
+from vapi_calendar.providers.google.http import GoogleHttp
 from vapi_calendar.providers.google.retry import request_is_retry_safe, with_retries
-from vapi_calendar.providers.google.threads import GoogleThreads
 from vapi_calendar.support.budget import remaining
 from vapi_calendar.support.metrics import Metrics
 from vapi_calendar.tools.errors import ReconnectRequired, ToolError
 
-MakeRequest = Callable[[Resource], HttpRequest]
+
+class Resources:
+    """The Calendar API's resources, built once from the bundled discovery document.
+
+    Only ever used to *build* requests (pure CPU); `GoogleHttp` sends them. Building a resource
+    costs ~0.3 ms, a request from a built one ~0.04 ms, so they are kept, not rebuilt per call.
+    """
+
+    def __init__(self, api_endpoint: str) -> None:
+        service = build(
+            "calendar",
+            "v3",
+            # Required by build(); never used to send, since requests go through GoogleHttp.
+            http=httplib2.Http(),
+            cache_discovery=False,
+            static_discovery=True,
+            client_options={"api_endpoint": api_endpoint},
+        )
+        self.freebusy: Resource = service.freebusy()
+        self.events: Resource = service.events()
+        self.settings: Resource = service.settings()
+
+
+MakeRequest = Callable[[Resources], HttpRequest]
 
 # A calendar asked about in freeBusy that the answer leaves out: its busy time is unknown, which
 # must never read as free (it would book over existing events).
@@ -87,7 +111,7 @@ def to_event(item: Mapping[str, Any]) -> Event:
 
 
 def _events_list(params: dict[str, Any]) -> MakeRequest:
-    return lambda service: service.events().list(**params)
+    return lambda api: api.events.list(**params)
 
 
 def event_body(event: NewEvent) -> dict[str, Any]:
@@ -112,49 +136,27 @@ def event_body(event: NewEvent) -> dict[str, Any]:
 class GoogleCalendarApi:
     """Calendar API calls for any user; implements `ports.calendar.CalendarClient`."""
 
-    def __init__(self, threads: GoogleThreads, api_endpoint: str, metrics: Metrics) -> None:
-        self._threads = threads
-        self._api_endpoint = api_endpoint
+    def __init__(self, http: GoogleHttp, api_endpoint: str, metrics: Metrics) -> None:
+        self._http = http
+        self._resources = Resources(api_endpoint)
         self._metrics = metrics
 
     def for_user(self, tokens: TokenSource) -> GoogleCalendar:
         return GoogleCalendar(self, tokens)
 
-    def _service(self) -> Resource:
-        # build() parses the discovery document (several ms): once per worker thread, never per
-        # call. The service is bound to this thread's connection.
-        return self._threads.thread_local(
-            "calendar_service",
-            lambda: build(
-                "calendar",
-                "v3",
-                http=self._threads.http(),
-                cache_discovery=False,
-                static_discovery=True,
-                client_options={"api_endpoint": self._api_endpoint},
-            ),
-        )
-
     async def execute(self, token: str, make_request: MakeRequest) -> Any:
         """Send one request with `token`, retried within the budget; failures translated."""
-        built: list[HttpRequest] = []
-
-        def call() -> Any:
-            request = make_request(self._service())
-            request.headers["authorization"] = f"Bearer {token}"
-            built[:] = [request]
-            return request.execute(http=self._threads.http())
-
-        def retry_safe() -> bool:
-            # Inserts carry their deterministic event id (see retry.py): a resend is a 409.
-            return bool(built) and request_is_retry_safe(built[0].methodId, built[0].body)
-
+        request = make_request(self._resources)
+        # Inserts carry their deterministic event id (see retry.py): a resend is a 409.
+        safe = request_is_retry_safe(request.methodId, request.body)
         try:
             return await with_retries(
-                lambda: self._threads.run(call), retry_safe=retry_safe, metrics=self._metrics
+                lambda: self._http.send(request, token),
+                retry_safe=lambda: safe,
+                metrics=self._metrics,
             )
         except (HttpError, *TRANSPORT_ERRORS) as exc:
-            raise calendar_error(exc, built[0].methodId if built else None) from None
+            raise calendar_error(exc, request.methodId) from None
 
 
 class GoogleCalendar:
@@ -192,7 +194,7 @@ class GoogleCalendar:
             "timeZone": timezone,
             "items": [{"id": cid} for cid in calendar_ids],
         }
-        response = await self._execute(lambda s: s.freebusy().query(body=body))
+        response = await self._execute(lambda api: api.freebusy.query(body=body))
         busy: list[Span] = []
         unreadable: dict[str, str] = {}
         calendars = response.get("calendars", {})
@@ -249,7 +251,7 @@ class GoogleCalendar:
 
     async def get_event(self, calendar_id: str, event_id: str) -> Event:
         item = await self._execute(
-            lambda s: s.events().get(calendarId=calendar_id, eventId=event_id)
+            lambda api: api.events.get(calendarId=calendar_id, eventId=event_id)
         )
         return to_event(item)
 
@@ -257,7 +259,7 @@ class GoogleCalendar:
         """`conferenceDataVersion=1` makes Google honour `conferenceData.createRequest`."""
         body = event_body(event)
         item = await self._execute(
-            lambda s: s.events().insert(
+            lambda api: api.events.insert(
                 calendarId=calendar_id,
                 body=body,
                 sendUpdates=send_updates,
@@ -300,7 +302,7 @@ class GoogleCalendar:
         # One patch of start and end: Google applies it as a single write.
         changes = {"start": _wall_time(start, timezone), "end": _wall_time(end, timezone)}
         item = await self._execute(
-            lambda s: s.events().patch(
+            lambda api: api.events.patch(
                 calendarId=calendar_id, eventId=event_id, body=changes, sendUpdates=send_updates
             )
         )
@@ -309,11 +311,11 @@ class GoogleCalendar:
     async def delete_event(self, calendar_id: str, event_id: str, *, send_updates: str) -> None:
         """Raises `EventGone` (410) when the event was already deleted."""
         await self._execute(
-            lambda s: s.events().delete(
+            lambda api: api.events.delete(
                 calendarId=calendar_id, eventId=event_id, sendUpdates=send_updates
             )
         )
 
     async def timezone(self) -> str:
-        setting = await self._execute(lambda s: s.settings().get(setting="timezone"))
+        setting = await self._execute(lambda api: api.settings.get(setting="timezone"))
         return str(setting["value"])

@@ -11,6 +11,7 @@ import http.client
 import json
 import logging
 
+import aiohttp
 import httplib2
 from google.auth.exceptions import RefreshError, TransportError
 from googleapiclient.errors import HttpError
@@ -31,8 +32,15 @@ from vapi_calendar.tools.errors import (
 
 log = logging.getLogger(__name__)
 
-# OSError includes socket timeouts; HTTPException covers a malformed or cut-off reply.
-TRANSPORT_ERRORS = (TransportError, httplib2.HttpLib2Error, http.client.HTTPException, OSError)
+# OSError includes socket and aiohttp timeouts; HTTPException and aiohttp's ClientError cover a
+# refused connection or a malformed or cut-off reply.
+TRANSPORT_ERRORS = (
+    TransportError,
+    httplib2.HttpLib2Error,
+    http.client.HTTPException,
+    aiohttp.ClientError,
+    OSError,
+)
 
 # Only these 403 reasons are worth a retry (retry.py retries exactly these, within the budget);
 # "rateLimitExceeded errors can return either 403 or 429 error codes" (Handle API errors guide).

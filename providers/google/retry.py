@@ -23,7 +23,6 @@ What is never retried:
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import logging
 import random
@@ -32,11 +31,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import httplib2
-from google.auth.exceptions import RefreshError, TransportError
+from google.auth.exceptions import RefreshError
 from googleapiclient.errors import HttpError
 
-from vapi_calendar.providers.google.errors import RATE_LIMIT_REASONS, http_reason
+from vapi_calendar.providers.google.errors import (
+    RATE_LIMIT_REASONS,
+    TRANSPORT_ERRORS,
+    http_reason,
+)
 from vapi_calendar.support.budget import remaining
 from vapi_calendar.support.metrics import Metrics
 
@@ -73,9 +75,7 @@ def retry_reason(exc: BaseException) -> str | None:
         return None
     if isinstance(exc, RefreshError):
         return None
-    if isinstance(
-        exc, TransportError | httplib2.HttpLib2Error | http.client.HTTPException | OSError
-    ):
+    if isinstance(exc, TRANSPORT_ERRORS):
         return "connection"
     return None
 

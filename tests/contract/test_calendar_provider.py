@@ -9,7 +9,7 @@ refused token is replaced.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +22,7 @@ from tests.harness.app import CLIENT_ID, Emulator
 from vapi_calendar.ports.calendar import CalendarProvider, DuplicateEvent, NewEvent
 from vapi_calendar.providers.google.calendar import GoogleCalendarApi
 from vapi_calendar.providers.google.endpoints import GoogleEndpoints
-from vapi_calendar.providers.google.threads import GoogleThreads
+from vapi_calendar.providers.google.http import GoogleHttp
 from vapi_calendar.server.config import DEFAULT_SCOPES
 from vapi_calendar.support.budget import time_budget
 from vapi_calendar.support.metrics import Metrics
@@ -74,13 +74,13 @@ class Subject:
     calendar_id: str
 
 
-def _google(emulator: Emulator, tokens: Tokens) -> tuple[CalendarProvider, Callable[[], None]]:
+def _google(
+    emulator: Emulator, tokens: Tokens
+) -> tuple[CalendarProvider, Callable[[], Awaitable[None]]]:
     metrics = Metrics()
-    threads = GoogleThreads(max_workers=2, timeout_seconds=5, metrics=metrics)
+    http = GoogleHttp(max_connections=4, timeout_seconds=5)
     endpoints = GoogleEndpoints.for_base(emulator.url)
-    return GoogleCalendarApi(threads, endpoints.calendar_api, metrics).for_user(
-        tokens
-    ), threads.shutdown
+    return GoogleCalendarApi(http, endpoints.calendar_api, metrics).for_user(tokens), http.close
 
 
 @pytest_asyncio.fixture(params=PROVIDERS)
@@ -95,7 +95,7 @@ async def subject(request: pytest.FixtureRequest, emulator: Emulator) -> AsyncIt
     try:
         yield Subject(calendar, tokens, emulator, "primary")
     finally:
-        close()
+        await close()
 
 
 def seed(subject: Subject, start: datetime, end: datetime, **extra: Any) -> None:

@@ -148,3 +148,17 @@ def test_a_call_holding_an_already_replaced_token_does_not_refresh_again(app: Ap
     # stored grant already replaced and simply uses the new token.
     assert "available" in app.call_tool("checkAvailability", ARGS, tool_call_id="second")
     assert refreshes(app) == 1
+
+
+def test_a_refresh_that_fails_for_a_passing_reason_is_tried_again_within_the_budget(
+    app: App,
+) -> None:
+    """google-auth tries the token endpoint three times itself; when all three fail (503), the
+    call's budget still has room, so the refresh is tried once more rather than every waiting
+    call hearing "not responding"."""
+    app.connect_google("ana", "ana@example.com", expires_in=0)
+    app.emulator.control.add_fault("token.refresh_token", 503, times=3)
+    assert "available" in app.call_tool("checkAvailability", ARGS)
+    assert refreshes(app) == 4
+    connection = app.connection("ana")
+    assert connection is not None and connection.status == "connected"
