@@ -9,6 +9,7 @@ Datetimes are stored as epoch seconds (REAL) and come back as aware UTC datetime
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
@@ -210,7 +211,13 @@ class SQLiteStore(Store):
         path.parent.mkdir(parents=True, exist_ok=True)
         # Create the file ourselves so it never exists with a wider mode, and tighten an older
         # one. SQLite gives its -wal/-shm side files the same mode as the database file.
-        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        # Never open (and close) an existing database file here: closing any descriptor of a
+        # file drops every POSIX lock this process holds on it, including those of a store
+        # already open in the process, and another process may then believe it is the last
+        # connection, checkpoint and delete the WAL, which leaves the open store reading a
+        # deleted WAL (stale reads for good). O_EXCL only ever opens a file nobody else has.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
         os.chmod(path, 0o600)
 
     async def _enable_wal(self) -> None:

@@ -10,6 +10,8 @@ import asyncio
 import multiprocessing
 import os
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -646,6 +648,43 @@ async def test_sqlite_reopen_keeps_schema_version(sqlite_path: str) -> None:
     finally:
         await second.close()
     assert await _user_version(sqlite_path) == SCHEMA_VERSION
+
+
+def _in_another_process(path: str, call: str) -> None:
+    """Run `await store.<call>` on a fresh store in a separate process (as a CLI command does)."""
+    code = (
+        "import asyncio\n"
+        "from vapi_calendar.stores.sqlite import SQLiteStore\n"
+        "async def main():\n"
+        f"    store = SQLiteStore({path!r})\n"
+        "    await store.open()\n"
+        f"    await store.{call}\n"
+        "    await store.close()\n"
+        "asyncio.run(main())\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_sqlite_reader_sees_other_processes_after_another_open_in_its_own(
+    sqlite_path: str,
+) -> None:
+    # The server's store stays open while a test harness (or anything in the same process)
+    # opens and closes a second one; a CLI command in another process then writes. Opening
+    # must not disturb the first store's locks, or the CLI takes itself for the last
+    # connection, deletes the WAL and the server keeps reading the old one.
+    reader = SQLiteStore(sqlite_path)
+    await reader.open()
+    try:
+        await reader.create_user(_user())
+        second = SQLiteStore(sqlite_path)
+        await second.open()
+        await second.close()
+        await asyncio.to_thread(_in_another_process, sqlite_path, 'link_assistant("a1", "u1")')
+        assert await reader.user_for_assistant("a1") == "u1"
+        await asyncio.to_thread(_in_another_process, sqlite_path, 'unlink_assistant("a1")')
+        assert await reader.user_for_assistant("a1") is None
+    finally:
+        await reader.close()
 
 
 async def test_sqlite_refuses_a_newer_schema(sqlite_path: str) -> None:
