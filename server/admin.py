@@ -1,4 +1,4 @@
-"""The admin API (bearer ADMIN_TOKEN): users and assistant → user links."""
+"""The admin API (bearer ADMIN_TOKEN): users, and assistant / phone number → user links."""
 
 from __future__ import annotations
 
@@ -78,7 +78,9 @@ def updated_rules(user: User, timezone: str | None, patch: dict[str, Any] | None
     return rules
 
 
-class LinkAssistant(BaseModel):
+class LinkUser(BaseModel):
+    """The body of every link: which user a Vapi assistant or phone number acts for."""
+
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     user_id: str = Field(alias="userId", pattern=ID_PATTERN)
 
@@ -204,7 +206,7 @@ async def update_user(request: Request, services: Services) -> Response:
 
 
 async def link_assistant(request: Request, services: Services) -> Response:
-    body = await read_body(request, LinkAssistant)
+    body = await read_body(request, LinkUser)
     assistant_id = request.path_params["assistant_id"]
     try:
         await services.store.link_assistant(assistant_id, body.user_id)
@@ -216,6 +218,22 @@ async def link_assistant(request: Request, services: Services) -> Response:
 async def unlink_assistant(request: Request, services: Services) -> Response:
     if not await services.store.unlink_assistant(request.path_params["assistant_id"]):
         return json_error(404, "no such assistant link")
+    return Response(status_code=204)
+
+
+async def link_phone_number(request: Request, services: Services) -> Response:
+    body = await read_body(request, LinkUser)
+    phone_number_id = request.path_params["phone_number_id"]
+    try:
+        await services.store.link_phone_number(phone_number_id, body.user_id)
+    except NotFound:
+        return json_error(404, f"no user {body.user_id!r}")
+    return JSONResponse({"phoneNumberId": phone_number_id, "userId": body.user_id})
+
+
+async def unlink_phone_number(request: Request, services: Services) -> Response:
+    if not await services.store.unlink_phone_number(request.path_params["phone_number_id"]):
+        return json_error(404, "no such phone number link")
     return Response(status_code=204)
 
 
@@ -268,4 +286,14 @@ routes = [
     Route("/api/users/{user_id}/google", admin_endpoint(disconnect_google), methods=["DELETE"]),
     Route("/api/assistants/{assistant_id}", admin_endpoint(link_assistant), methods=["PUT"]),
     Route("/api/assistants/{assistant_id}", admin_endpoint(unlink_assistant), methods=["DELETE"]),
+    Route(
+        "/api/phone-numbers/{phone_number_id}",
+        admin_endpoint(link_phone_number),
+        methods=["PUT"],
+    ),
+    Route(
+        "/api/phone-numbers/{phone_number_id}",
+        admin_endpoint(unlink_phone_number),
+        methods=["DELETE"],
+    ),
 ]

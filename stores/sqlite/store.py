@@ -94,6 +94,16 @@ MIGRATIONS: list[list[str]] = [
         """,
         "CREATE INDEX records_expires_at ON records(expires_at)",
     ],
+    # 2: Vapi phone number → user links
+    [
+        """
+        CREATE TABLE phone_numbers (
+            phone_number_id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE
+        )
+        """,
+        "CREATE INDEX phone_numbers_user_id ON phone_numbers(user_id)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -301,7 +311,7 @@ class SQLiteStore(Store):
         return _user(rows[0])
 
     async def delete_user(self, user_id: str) -> bool:
-        # Links and the connection go with it through ON DELETE CASCADE.
+        # Links (assistants, phone numbers) and the connection go with it: ON DELETE CASCADE.
         return await self._change("DELETE FROM users WHERE id = ?", (user_id,)) > 0
 
     # -- assistant → user links -----------------------------------------------------------------
@@ -323,6 +333,28 @@ class SQLiteStore(Store):
     async def user_for_assistant(self, assistant_id: str) -> str | None:
         rows = await self._fetch(
             "SELECT user_id FROM assistants WHERE assistant_id = ?", (assistant_id,)
+        )
+        return rows[0]["user_id"] if rows else None
+
+    # -- phone number → user links ---------------------------------------------------------------
+    async def link_phone_number(self, phone_number_id: str, user_id: str) -> None:
+        rows = await self._fetch(
+            "INSERT INTO phone_numbers (phone_number_id, user_id) "
+            "SELECT ?, id FROM users WHERE id = ? "
+            "ON CONFLICT (phone_number_id) DO UPDATE SET user_id = excluded.user_id "
+            "RETURNING phone_number_id",
+            (phone_number_id, user_id),
+        )
+        if not rows:
+            raise NotFound("no such user")
+
+    async def unlink_phone_number(self, phone_number_id: str) -> bool:
+        sql = "DELETE FROM phone_numbers WHERE phone_number_id = ?"
+        return await self._change(sql, (phone_number_id,)) > 0
+
+    async def user_for_phone_number(self, phone_number_id: str) -> str | None:
+        rows = await self._fetch(
+            "SELECT user_id FROM phone_numbers WHERE phone_number_id = ?", (phone_number_id,)
         )
         return rows[0]["user_id"] if rows else None
 

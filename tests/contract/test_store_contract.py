@@ -37,6 +37,7 @@ from vapi_calendar.ports.stores import (
 from vapi_calendar.stores import store_from_url
 from vapi_calendar.stores.mongo import MongoStore
 from vapi_calendar.stores.sqlite import SCHEMA_VERSION, SQLiteStore
+from vapi_calendar.stores.sqlite.store import MIGRATIONS
 
 BACKENDS = ["sqlite", "mongo"]
 
@@ -135,6 +136,7 @@ async def test_reopen_keeps_data(make_store: StoreFactory) -> None:
     await first.open()
     await first.create_user(_user(rules={"buffer": 15}))
     await first.link_assistant("a1", "u1")
+    await first.link_phone_number("pn1", "u1")
     await first.save_connection(_connection())
     assert await first.put_record("k", "v", 60)
     await first.close()
@@ -144,6 +146,7 @@ async def test_reopen_keeps_data(make_store: StoreFactory) -> None:
     try:
         assert await second.get_user("u1") == _user(rules={"buffer": 15})
         assert await second.user_for_assistant("a1") == "u1"
+        assert await second.user_for_phone_number("pn1") == "u1"
         assert await second.get_connection("u1") == _connection()
         assert await second.get_record("k") == "v"
     finally:
@@ -296,6 +299,68 @@ async def test_delete_user_cascades_to_links_and_connection(store: Store) -> Non
     await store.create_user(_user("u1"))
     assert await store.user_for_assistant("a1") is None
     assert await store.get_connection("u1") is None
+
+
+# -- phone numbers -------------------------------------------------------------------------------
+
+
+async def test_link_unlink_and_relink_phone_number(store: Store) -> None:
+    await store.create_user(_user("u1"))
+    await store.create_user(_user("u2"))
+    assert await store.user_for_phone_number("pn1") is None
+
+    await store.link_phone_number("pn1", "u1")
+    await store.link_phone_number("pn2", "u1")
+    assert await store.user_for_phone_number("pn1") == "u1"
+
+    await store.link_phone_number("pn1", "u2")  # relink replaces
+    assert await store.user_for_phone_number("pn1") == "u2"
+    assert await store.user_for_phone_number("pn2") == "u1"
+
+    assert await store.unlink_phone_number("pn1") is True
+    assert await store.user_for_phone_number("pn1") is None
+    assert await store.unlink_phone_number("pn1") is False
+    assert await store.user_for_phone_number("pn2") == "u1"
+
+
+async def test_phone_number_to_unknown_user_raises_not_found_and_keeps_the_link(
+    store: Store,
+) -> None:
+    with pytest.raises(NotFound):
+        await store.link_phone_number("pn1", "nobody")
+    assert await store.user_for_phone_number("pn1") is None
+    await store.create_user(_user("u1"))
+    await store.link_phone_number("pn1", "u1")
+    with pytest.raises(NotFound):
+        await store.link_phone_number("pn1", "nobody")
+    assert await store.user_for_phone_number("pn1") == "u1"
+
+
+async def test_phone_number_and_assistant_links_are_separate(store: Store) -> None:
+    await store.create_user(_user("u1"))
+    await store.create_user(_user("u2"))
+    await store.link_assistant("same-id", "u1")
+    await store.link_phone_number("same-id", "u2")
+    assert await store.user_for_assistant("same-id") == "u1"
+    assert await store.user_for_phone_number("same-id") == "u2"
+    assert await store.unlink_phone_number("same-id") is True
+    assert await store.user_for_assistant("same-id") == "u1"
+
+
+async def test_delete_user_removes_its_phone_number_links(store: Store) -> None:
+    await store.create_user(_user("u1"))
+    await store.create_user(_user("u2"))
+    await store.link_phone_number("pn1", "u1")
+    await store.link_phone_number("pn2", "u1")
+    await store.link_phone_number("pn3", "u2")
+
+    assert await store.delete_user("u1") is True
+
+    assert await store.user_for_phone_number("pn1") is None
+    assert await store.user_for_phone_number("pn2") is None
+    assert await store.user_for_phone_number("pn3") == "u2"
+    await store.create_user(_user("u1"))
+    assert await store.user_for_phone_number("pn1") is None
 
 
 # -- Google connections --------------------------------------------------------------------------
@@ -648,6 +713,26 @@ async def test_sqlite_reopen_keeps_schema_version(sqlite_path: str) -> None:
     finally:
         await second.close()
     assert await _user_version(sqlite_path) == SCHEMA_VERSION
+
+
+async def test_sqlite_upgrades_a_version_1_database_keeping_its_data(sqlite_path: str) -> None:
+    # A database written by the first release: schema 1, a user with an assistant link.
+    async with aiosqlite.connect(sqlite_path) as db:
+        for sql in MIGRATIONS[0]:
+            await db.execute(sql)
+        await db.execute("INSERT INTO users (id, timezone, created_at) VALUES ('u1', 'UTC', 0)")
+        await db.execute("INSERT INTO assistants (assistant_id, user_id) VALUES ('a1', 'u1')")
+        await db.execute("PRAGMA user_version=1")
+        await db.commit()
+    s = SQLiteStore(sqlite_path)
+    await s.open()
+    try:
+        assert await s.user_for_assistant("a1") == "u1"
+        await s.link_phone_number("pn1", "u1")  # added by migration 2
+        assert await s.user_for_phone_number("pn1") == "u1"
+    finally:
+        await s.close()
+    assert await _user_version(sqlite_path) == SCHEMA_VERSION >= 2
 
 
 def _in_another_process(path: str, call: str) -> None:
