@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from vapi_calendar.tools.context import CallContext
 from vapi_calendar.tools.errors import ToolError
@@ -21,18 +21,25 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A user id named in call metadata; `source` says where (for logs)."""
+    """A user id named in call metadata; `source` says where (logs, and which sources a
+    deployment trusts)."""
 
     source: str
     user_id: str
 
 
+# What an integrator can link to a user with the admin API: a Vapi assistant id, or the id of
+# a Vapi phone number (one number per customer is a common set-up).
+LinkKind = Literal["assistant", "phoneNumber"]
+
+
 @dataclass(frozen=True, slots=True)
 class Link:
-    """An id the integrator may have linked to a user (e.g. a Vapi assistant id)."""
+    """An id the integrator may have linked to a user; `source` says where it was found."""
 
-    kind: str  # "assistant"
+    kind: LinkKind
     id: str
+    source: str
 
 
 IdentitySource = Claim | Link

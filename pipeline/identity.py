@@ -17,7 +17,7 @@ MISSING_USER = (
 async def resolve_user(
     sources: Iterable[IdentitySource], users: UserStore, links: LinkStore
 ) -> User:
-    """The first source that names a user decides.
+    """The first source that names a user decides (the platform adapter orders them).
 
     A user named in metadata that does not exist is an integrator's misconfiguration and is
     reported, never silently replaced by a later source; a stored link whose user is gone is
@@ -29,8 +29,14 @@ async def resolve_user(
             if user is None:
                 raise UserNotLinked(MISSING_USER)
             return user
-        if isinstance(source, Link) and source.kind == "assistant":
-            user_id = await links.user_for_assistant(source.id)
+        if isinstance(source, Link):
+            user_id = await _linked_user(source, links)
             if user_id and (user := await users.get_user(user_id)) is not None:
                 return user
     raise UserNotLinked()
+
+
+async def _linked_user(link: Link, links: LinkStore) -> str | None:
+    if link.kind == "assistant":
+        return await links.user_for_assistant(link.id)
+    return await links.user_for_phone_number(link.id)

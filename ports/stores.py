@@ -105,7 +105,7 @@ class UserStore(abc.ABC):
 
 
 class LinkStore(abc.ABC):
-    """Assistant → user links: which user a Vapi assistant acts for."""
+    """Links to users: which user a Vapi assistant, or a Vapi phone number, acts for."""
 
     @abc.abstractmethod
     async def link_assistant(self, assistant_id: str, user_id: str) -> None:
@@ -116,6 +116,16 @@ class LinkStore(abc.ABC):
 
     @abc.abstractmethod
     async def user_for_assistant(self, assistant_id: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def link_phone_number(self, phone_number_id: str, user_id: str) -> None:
+        """Create or replace the link; raise `NotFound` when the user does not exist."""
+
+    @abc.abstractmethod
+    async def unlink_phone_number(self, phone_number_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def user_for_phone_number(self, phone_number_id: str) -> str | None: ...
 
 
 class ConnectionStore(abc.ABC):

@@ -1,4 +1,4 @@
-"""The admin API (bearer ADMIN_TOKEN): users and assistant → user links."""
+"""The admin API (bearer ADMIN_TOKEN): users, and assistant / phone number → user links."""
 
 from __future__ import annotations
 
@@ -62,7 +62,9 @@ def updated_rules(user: User, timezone: str | None, patch: dict[str, Any] | None
     return rules
 
 
-class LinkAssistant(BaseModel):
+class LinkUser(BaseModel):
+    """The body of every link: which user a Vapi assistant or phone number acts for."""
+
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     user_id: UserId = Field(alias="userId")
 
@@ -215,17 +217,17 @@ async def update_user(request: Request, services: Services) -> Response:
     )
 
 
-def path_id(request: Request, name: str, check: Callable[[str], str]) -> str:
+def path_id(request: Request, param: str, label: str, check: Callable[[str], str]) -> str:
     """A path parameter that names something to store, checked like a body field."""
     try:
-        return check(request.path_params[name.replace("Id", "_id")])
+        return check(request.path_params[param])
     except ValueError as exc:
-        raise BadRequest(f"{name}: {exc}") from None
+        raise BadRequest(f"{label}: {exc}") from None
 
 
 async def link_assistant(request: Request, services: Services) -> Response:
-    assistant_id = path_id(request, "assistantId", linked_id)
-    body = await read_body(request, LinkAssistant)
+    assistant_id = path_id(request, "assistant_id", "assistantId", linked_id)
+    body = await read_body(request, LinkUser)
     try:
         await services.store.link_assistant(assistant_id, body.user_id)
     except NotFound:
@@ -236,6 +238,22 @@ async def link_assistant(request: Request, services: Services) -> Response:
 async def unlink_assistant(request: Request, services: Services) -> Response:
     if not await services.store.unlink_assistant(request.path_params["assistant_id"]):
         return json_error(404, "no such assistant link")
+    return Response(status_code=204)
+
+
+async def link_phone_number(request: Request, services: Services) -> Response:
+    phone_number_id = path_id(request, "phone_number_id", "phoneNumberId", linked_id)
+    body = await read_body(request, LinkUser)
+    try:
+        await services.store.link_phone_number(phone_number_id, body.user_id)
+    except NotFound:
+        return json_error(404, f"no user {body.user_id!r}")
+    return JSONResponse({"phoneNumberId": phone_number_id, "userId": body.user_id})
+
+
+async def unlink_phone_number(request: Request, services: Services) -> Response:
+    if not await services.store.unlink_phone_number(request.path_params["phone_number_id"]):
+        return json_error(404, "no such phone number link")
     return Response(status_code=204)
 
 
@@ -313,4 +331,14 @@ routes = [
     Route("/api/users/{user_id}/google", admin_endpoint(disconnect_google), methods=["DELETE"]),
     Route("/api/assistants/{assistant_id}", admin_endpoint(link_assistant), methods=["PUT"]),
     Route("/api/assistants/{assistant_id}", admin_endpoint(unlink_assistant), methods=["DELETE"]),
+    Route(
+        "/api/phone-numbers/{phone_number_id}",
+        admin_endpoint(link_phone_number),
+        methods=["PUT"],
+    ),
+    Route(
+        "/api/phone-numbers/{phone_number_id}",
+        admin_endpoint(unlink_phone_number),
+        methods=["DELETE"],
+    ),
 ]

@@ -26,6 +26,7 @@ from vapi_calendar.server.config import (
 )
 from vapi_calendar.server.metrics import metrics_endpoint, monitor_loop_lag
 from vapi_calendar.server.services import Services, open_services, warn_about_open_doors
+from vapi_calendar.server.vapi.oauth2 import TOKEN_PATH, token_endpoint
 from vapi_calendar.server.vapi.webhook import vapi_webhook
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/vapi/webhook", vapi_webhook, methods=["POST"]),
+        Route(TOKEN_PATH, token_endpoint, methods=["POST"]),
         *admin.routes,
         *connect.routes,
     ]

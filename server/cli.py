@@ -160,6 +160,40 @@ def link_assistant(assistant_id: str, user_id: str) -> None:
     click.echo(f"linked {assistant_id} -> {user_id}")
 
 
+@main.command("link-phone-number")
+@click.argument("phone_number_id")
+@click.argument("user_id")
+def link_phone_number(phone_number_id: str, user_id: str) -> None:
+    """Link a Vapi phone number (its id) to a user (same as PUT /api/phone-numbers/{id})."""
+    from vapi_calendar.ports.stores import NotFound
+    from vapi_calendar.server import inputs
+
+    _checked(phone_number_id, inputs.linked_id, "PHONE_NUMBER_ID")
+    _checked(user_id, inputs.user_id, "USER_ID")
+
+    async def work(services: Services) -> None:
+        try:
+            await services.store.link_phone_number(phone_number_id, user_id)
+        except NotFound:
+            raise click.ClickException(f"no user {user_id!r}") from None
+
+    _with_services(work)
+    click.echo(f"linked phone number {phone_number_id} -> {user_id}")
+
+
+@main.command("unlink-phone-number")
+@click.argument("phone_number_id")
+def unlink_phone_number(phone_number_id: str) -> None:
+    """Remove a phone number's link (same as DELETE /api/phone-numbers/{id})."""
+
+    async def work(services: Services) -> bool:
+        return await services.store.unlink_phone_number(phone_number_id)
+
+    if not _with_services(work):
+        raise click.ClickException(f"phone number {phone_number_id!r} is not linked")
+    click.echo(f"unlinked phone number {phone_number_id}")
+
+
 @main.command("connect-link")
 @click.argument("user_id")
 @click.option(
@@ -274,11 +308,32 @@ def set_rules(user_id: str, path: str, timezone: str | None) -> None:
     help="The user's IANA time zone, for the system-prompt snippet's current date.",
 )
 @click.option("--timeout-seconds", default=20, show_default=True, type=click.IntRange(1, 300))
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Schemas valid under function.strict (every property required, optionals nullable).",
+)
+@click.option(
+    "--auth",
+    type=click.Choice(["auto", "hmac", "oauth2", "bearer", "none"]),
+    default="auto",
+    show_default=True,
+    help="Which configured webhook credential to print as `credential` (a body for Vapi's "
+    "POST /credential; it contains the secret). auto: hmac, else oauth2, else bearer.",
+)
 def vapi_tools(
-    server_url: str, credential_id: str | None, timezone: str, timeout_seconds: int
+    server_url: str,
+    credential_id: str | None,
+    timezone: str,
+    timeout_seconds: int,
+    strict: bool,
+    auth: str,
 ) -> None:
-    """Print Vapi tool definitions (bodies for POST /tool) and a system-prompt snippet."""
+    """Print Vapi tool definitions (bodies for POST /tool), a system-prompt snippet and the
+    webhook credential (a body for POST /credential) matching this server's settings."""
     from vapi_calendar.server import inputs
+    from vapi_calendar.server.services import bearer_plan, hmac_plan, oauth2_client
+    from vapi_calendar.server.vapi.credentials import credential_body
     from vapi_calendar.server.vapi.tool_definitions import vapi_tools as definitions
 
     _checked(timezone, inputs.timezone, "--timezone")
@@ -288,22 +343,48 @@ def vapi_tools(
             credential_id=credential_id,
             timezone=timezone,
             timeout_seconds=timeout_seconds,
+            strict=strict,
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    if auth != "none":
+        settings = _settings()
+        configured = {
+            "hmac": hmac_plan(settings),
+            "oauth2": oauth2_client(settings),
+            "bearer": bearer_plan(settings),
+        }
+        names = [name for name, plan in configured.items() if plan is not None]
+        chosen = names[0] if auth == "auto" and names else auth
+        plan = configured.get(chosen)
+        if plan is not None:
+            output["credential"] = credential_body(plan, server_url)
+        elif auth != "auto":
+            raise click.ClickException(f"no {auth} webhook credential is configured")
     click.echo(json.dumps(output, indent=2))
 
 
-def _signed_headers(body: bytes, secret: str | None, hmac_secret: str | None) -> dict[str, str]:
-    from vapi_calendar.support.signing import timestamped_signature
+def _signed_headers(
+    body: bytes, url: str, secret: str | None, hmac_secret: str | None
+) -> dict[str, str]:
+    """Headers as Vapi would send them: the legacy secret header, and an HMAC signature made
+    with the configured plan (VAPI_HMAC_* settings) and `hmac_secret`."""
+    import uuid
+    from dataclasses import replace
+
+    from vapi_calendar.server.services import hmac_plan
+    from vapi_calendar.server.vapi.auth import LEGACY_SECRET_HEADER, HmacPlan
 
     headers = {"content-type": "application/json"}
     if secret:
-        headers["x-vapi-secret"] = secret
+        headers[LEGACY_SECRET_HEADER] = secret
     if hmac_secret:
-        timestamp = str(int(time.time()))
-        headers["x-timestamp"] = timestamp
-        headers["x-signature"] = timestamped_signature(hmac_secret.encode(), timestamp, body)
+        plan = replace(
+            hmac_plan(_settings()) or HmacPlan(secret_key=hmac_secret), secret_key=hmac_secret
+        )
+        headers |= plan.headers(
+            body, timestamp=str(int(time.time())), url=url, message_id=f"msg_{uuid.uuid4().hex}"
+        )
     return headers
 
 
@@ -324,7 +405,7 @@ def replay(files: tuple[str, ...], url: str, secret: str | None, hmac_secret: st
             body = Path(name).read_bytes()
             try:
                 response = client.post(
-                    url, content=body, headers=_signed_headers(body, secret, hmac_secret)
+                    url, content=body, headers=_signed_headers(body, url, secret, hmac_secret)
                 )
             except httpx.HTTPError as exc:
                 raise click.ClickException(f"{name}: {exc}") from None

@@ -6,6 +6,7 @@ three in step. Secrets are `SecretStr` so they never render in a repr, a log lin
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from typing import Literal
 from urllib.parse import urlsplit
@@ -14,6 +15,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vapi_calendar.server.inputs import TimeZone
+from vapi_calendar.support.signing import PAYLOAD_PLACEHOLDERS, Algorithm, Encoding, placeholders
 
 DEFAULT_SCOPES = (
     "openid",
@@ -28,6 +30,9 @@ DEMO_EMULATOR_PATH = "/emulator"
 DEMO_CLIENT_ID = "demo-client.apps.googleusercontent.com"
 DEMO_CLIENT_SECRET = "demo-client-secret"  # noqa: S105 - a public, emulator-only value
 
+# An HTTP header name (RFC 9110 `token`).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -37,8 +42,33 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///data/vapi-calendar.db"
     public_url: str = "http://127.0.0.1:8000"
 
+    # Webhook credentials, named after the fields of Vapi's credential plans
+    # (`CreateWebhookCredentialDTO.authenticationPlan`); any configured plan authenticates.
+    # Bearer plan: `token`, `headerName`, `bearerPrefixEnabled`. The legacy `X-Vapi-Secret`
+    # header (no prefix) is accepted too.
     vapi_secret: SecretStr | None = None
+    vapi_bearer_header_name: str = "Authorization"
+    vapi_bearer_prefix_enabled: bool = True
+    # HMAC plan: `secretKey`, `algorithm`, `signatureHeader`, `timestampHeader`,
+    # `signaturePrefix`, `includeTimestamp`, `payloadFormat`, `messageIdHeader`,
+    # `signatureEncoding`, `secretIsBase64`.
     vapi_hmac_secret: SecretStr | None = None
+    vapi_hmac_algorithm: Algorithm = "sha256"
+    vapi_hmac_signature_header: str = "x-signature"
+    vapi_hmac_timestamp_header: str = "x-timestamp"
+    vapi_hmac_signature_prefix: str = ""
+    vapi_hmac_include_timestamp: bool = True
+    # None: Vapi's default, "{timestamp}.{body}" (just "{body}" without a timestamp).
+    vapi_hmac_payload_format: str | None = None
+    vapi_hmac_message_id_header: str | None = None
+    vapi_hmac_signature_encoding: Encoding = "hex"
+    vapi_hmac_secret_is_base64: bool = False
+    # OAuth2 plan: `clientId`, `clientSecret`, `scope`; Vapi fetches tokens from
+    # POST {PUBLIC_URL}/oauth/token and sends them as bearer tokens, valid this long.
+    vapi_oauth2_client_id: str | None = None
+    vapi_oauth2_client_secret: SecretStr | None = None
+    vapi_oauth2_scope: str | None = None
+    vapi_oauth2_token_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
     admin_token: SecretStr | None = None
 
     google_client_id: str | None = None
@@ -107,8 +137,36 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     @field_validator(
+        "vapi_bearer_header_name",
+        "vapi_hmac_signature_header",
+        "vapi_hmac_timestamp_header",
+        "vapi_hmac_message_id_header",
+    )
+    @classmethod
+    def _header_name(cls, value: str | None) -> str | None:
+        if value is not None and not _HEADER_NAME.fullmatch(value):
+            raise ValueError("must be an HTTP header name")
+        return value
+
+    @field_validator("vapi_hmac_payload_format")
+    @classmethod
+    def _payload_format(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        unknown = sorted(placeholders(value) - PAYLOAD_PLACEHOLDERS)
+        if unknown:
+            known = ", ".join(f"{{{name}}}" for name in sorted(PAYLOAD_PLACEHOLDERS))
+            raise ValueError(f"unknown placeholder {{{unknown[0]}}} (known: {known})")
+        if "body" not in placeholders(value):
+            raise ValueError(
+                "must contain {body}: a signature that leaves out the body proves nothing"
+            )
+        return value
+
+    @field_validator(
         "vapi_secret",
         "vapi_hmac_secret",
+        "vapi_oauth2_client_secret",
         "admin_token",
         "google_client_secret",
         "encryption_key",
@@ -119,9 +177,17 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("google_client_id", "connection_webhook_url", mode="before")
+    @field_validator(
+        "google_client_id",
+        "connection_webhook_url",
+        "vapi_hmac_payload_format",
+        "vapi_hmac_message_id_header",
+        "vapi_oauth2_client_id",
+        "vapi_oauth2_scope",
+        mode="before",
+    )
     @classmethod
-    def _empty_client_is_unset(cls, value: object) -> object:
+    def _empty_text_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
     @cached_property

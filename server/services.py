@@ -27,7 +27,8 @@ from vapi_calendar.providers.google.oauth import GoogleOAuth
 from vapi_calendar.providers.google.threads import GoogleThreads
 from vapi_calendar.server.config import Settings
 from vapi_calendar.server.notify import ConnectionNotifier
-from vapi_calendar.server.vapi.auth import WebhookAuthenticator
+from vapi_calendar.server.vapi.auth import BearerPlan, HmacPlan, WebhookAuthenticator
+from vapi_calendar.server.vapi.oauth2 import OAuth2Client, WebhookTokens
 from vapi_calendar.stores import store_from_url
 from vapi_calendar.support.leases import Leases
 from vapi_calendar.support.metrics import Metrics
@@ -55,6 +56,7 @@ class Services:
     call_tokens: CallTokens
     pipeline: ToolPipeline
     webhook_auth: WebhookAuthenticator
+    webhook_tokens: WebhookTokens | None
 
     async def close(self) -> None:
         await self.notifier.aclose()
@@ -107,6 +109,49 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError("GOOGLE_CLIENT_SECRET is required when GOOGLE_CLIENT_ID is set")
     if settings.connection_webhook_url and settings.connection_webhook_secret is None:
         raise ConfigError("CONNECTION_WEBHOOK_SECRET is required with CONNECTION_WEBHOOK_URL")
+    if (settings.vapi_oauth2_client_id is None) != (settings.vapi_oauth2_client_secret is None):
+        raise ConfigError("VAPI_OAUTH2_CLIENT_ID and VAPI_OAUTH2_CLIENT_SECRET go together")
+    plan = hmac_plan(settings)
+    if plan is not None and (problems := plan.problems()):
+        # Vapi's field names → ours: payloadFormat → VAPI_HMAC_PAYLOAD_FORMAT, …
+        raise ConfigError(f"VAPI_HMAC_* settings: {problems[0]}")
+
+
+def bearer_plan(settings: Settings) -> BearerPlan | None:
+    if settings.vapi_secret is None:
+        return None
+    return BearerPlan(
+        token=settings.vapi_secret.get_secret_value(),
+        header_name=settings.vapi_bearer_header_name,
+        bearer_prefix_enabled=settings.vapi_bearer_prefix_enabled,
+    )
+
+
+def hmac_plan(settings: Settings) -> HmacPlan | None:
+    if settings.vapi_hmac_secret is None:
+        return None
+    return HmacPlan(
+        secret_key=settings.vapi_hmac_secret.get_secret_value(),
+        algorithm=settings.vapi_hmac_algorithm,
+        signature_header=settings.vapi_hmac_signature_header,
+        timestamp_header=settings.vapi_hmac_timestamp_header,
+        signature_prefix=settings.vapi_hmac_signature_prefix,
+        include_timestamp=settings.vapi_hmac_include_timestamp,
+        payload_format=settings.vapi_hmac_payload_format,
+        message_id_header=settings.vapi_hmac_message_id_header,
+        signature_encoding=settings.vapi_hmac_signature_encoding,
+        secret_is_base64=settings.vapi_hmac_secret_is_base64,
+    )
+
+
+def oauth2_client(settings: Settings) -> OAuth2Client | None:
+    if settings.vapi_oauth2_client_id is None or settings.vapi_oauth2_client_secret is None:
+        return None
+    return OAuth2Client(
+        client_id=settings.vapi_oauth2_client_id,
+        client_secret=settings.vapi_oauth2_client_secret.get_secret_value(),
+        scope=settings.vapi_oauth2_scope,
+    )
 
 
 async def preflight(settings: Settings) -> None:
@@ -212,6 +257,10 @@ async def open_services(
             answer_retention_seconds=settings.answer_retention_hours * 3600,
         ),
     )
+    client = oauth2_client(settings)
+    webhook_tokens = (
+        WebhookTokens(vault, client, settings.vapi_oauth2_token_seconds) if client else None
+    )
     return Services(
         settings=settings,
         metrics=metrics,
@@ -238,9 +287,7 @@ async def open_services(
         call_tokens=call_tokens,
         pipeline=pipeline,
         webhook_auth=WebhookAuthenticator(
-            secret=settings.vapi_secret.get_secret_value() if settings.vapi_secret else None,
-            hmac_secret=settings.vapi_hmac_secret.get_secret_value()
-            if settings.vapi_hmac_secret
-            else None,
+            bearer=bearer_plan(settings), hmac=hmac_plan(settings), tokens=webhook_tokens
         ),
+        webhook_tokens=webhook_tokens,
     )

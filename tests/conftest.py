@@ -41,14 +41,10 @@ def emulator(_emulator_server: Emulator) -> Emulator:
 
 @pytest.fixture
 def app(tmp_path: Path, emulator: Emulator, database_url: str) -> Iterator[App]:
-    """A running server with user `ana` (America/New_York) linked and connected."""
+    """A running server with user `ana` (America/New_York) linked (assistant
+    `asst_ana_haircuts`, her Vapi phone number) and connected."""
     with running_app(tmp_path, emulator, database_url=database_url) as running:
-        running.create_user("ana")
-        # The suite books in 2031, so the default 60-day booking horizon must not refuse it.
-        running.admin.patch("/api/users/ana", json={"rules": {"bookingHorizonDays": 3650}})
-        running.link("asst_ana_haircuts", "ana")
-        running.connect_google("ana", "ana@example.com")
-        emulator.control.reset_requests()
+        running.set_up_ana()
         yield running
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from vapi_calendar.support.validation import first_error
@@ -17,6 +17,16 @@ class ToolArguments(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="ignore", str_strip_whitespace=True
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_not_given(cls, data: Any) -> Any:
+        """`null` means "not given", for every argument: strict-mode schemas make each optional
+        argument required and nullable, so a model sends null for what it leaves out. A
+        required argument sent as null is then reported as missing ("I need …")."""
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
 
 
 A = TypeVar("A", bound=ToolArguments)

@@ -3,15 +3,31 @@
 Each error's message is exactly what the assistant can say. Transport and library failures are
 translated into these once, at each adapter's boundary (`vapi_calendar.providers.google.errors`
 for Google), so nothing above an adapter ever sees a vendor's exception.
+
+Each error also has a `kind`, which tells a platform adapter how the caller should hear it:
+`FIXABLE` when the caller can change what they asked (another time, another appointment, say
+the date again) — the conversation goes on, so the assistant's model should phrase the sentence
+and carry on; `FINAL` when nothing the caller says can fix it (the calendar must be reconnected,
+is unreachable, is not linked, a bug) — the sentence is said as written. A subclass inherits its
+parent's kind; the safe default is `FINAL`, which never hides the sentence.
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+
+class ErrorKind(StrEnum):
+    FIXABLE = "fixable"  # the caller can fix it: the model phrases the sentence and goes on
+    FINAL = "final"  # the caller cannot fix it: the sentence is said as written
 
 
 class ToolError(Exception):
     """A tool call failed in a way the caller should hear about, in one sentence."""
 
     default_message = "Something went wrong with the calendar. Please try again."
+    kind: ClassVar[ErrorKind] = ErrorKind.FINAL
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.default_message)
@@ -26,12 +42,18 @@ class Unexpected(ToolError):
 
 
 class InvalidArguments(ToolError):
+    """Missing, unreadable or contradictory arguments: a past time, an unreadable date, …"""
+
+    kind = ErrorKind.FIXABLE
     default_message = (
         "I could not understand the requested time. Please say the date and time again."
     )
 
 
 class UnknownTool(ToolError):
+    """The model called a tool that does not exist; it can pick another."""
+
+    kind = ErrorKind.FIXABLE
     default_message = "That calendar action is not available."
 
 
@@ -83,10 +105,12 @@ class CalendarRejected(ToolError):
 
 
 class EventNotFound(CalendarRejected):
+    kind = ErrorKind.FIXABLE  # the caller can name another appointment, or look theirs up
     default_message = "I could not find that appointment."
 
 
 class EventGone(ToolError):
+    kind = ErrorKind.FIXABLE
     default_message = "That appointment no longer exists."
 
 
@@ -152,8 +176,10 @@ class UsageLimitReached(CalendarRejected):
 
 
 class BookingCancelled(ToolError):
-    """The event this very tool call booked has been cancelled since (a redelivered call)."""
+    """The event this very tool call booked has been cancelled since (a redelivered call): the
+    caller can simply book the time again."""
 
+    kind = ErrorKind.FIXABLE
     default_message = "That booking was cancelled in the meantime. Please book the time again."
 
 

@@ -5,7 +5,8 @@ defensive: every documented and observed variant is accepted, and anything that 
 executed safely raises `MalformedMessage`. Answers are built in the strictest documented form.
 
 Identity comes only from fields Vapi or the integrator's backend set (`call`, `assistant`,
-`customer`); tool arguments come from the LLM and are returned as data, never trusted here.
+`chat`, `phoneNumber`); tool arguments come from the LLM and are returned as data, never trusted
+here. Which fields may name the user, and in which order, is the table `IDENTITY_SOURCES`.
 """
 
 from __future__ import annotations
@@ -21,25 +22,32 @@ from vapi_calendar.pipeline.calls import (
     Claim,
     IdentitySource,
     Link,
+    LinkKind,
     ToolCall,
     ToolOutcome,
     ToolRequest,
 )
 from vapi_calendar.tools.context import CallContext
+from vapi_calendar.tools.errors import ErrorKind, ToolError
 
 __all__ = [
+    "IDENTITY_SOURCES",
     "CallInfo",
     "MalformedMessage",
     "ServerMessage",
+    "error_result",
     "parse_server_message",
     "render_results",
     "results_body",
     "single_line",
+    "spoken_failure",
     "tool_result",
 ]
 
 INVALID_JSON_ARGUMENTS = "The tool arguments were not valid JSON."
 NON_OBJECT_ARGUMENTS = "The tool arguments were not a JSON object."
+# OAS `ToolMessageFailed.content`: maxLength 1000.
+MAX_MESSAGE_CONTENT = 1000
 
 
 class MalformedMessage(ValueError):
@@ -47,27 +55,54 @@ class MalformedMessage(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimAt:
+    """A user id written at `path` of the message (integrator-set metadata)."""
+
+    path: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkAt:
+    """An id at `path` of the message that the integrator may have linked to a user."""
+
+    kind: LinkKind
+    path: tuple[str, ...]
+
+
+# Where the user may be named, first that names one decides (README: "Whose calendar").
+# Labels are paths inside `message`; `pipeline.identity` resolves them in this order.
+# - per-call overrides first: they are the most specific thing the integrator set;
+# - then the assistant answering now (`message.assistant`: a transient assistant's copy, a
+#   squad's active member with its overrides merged, a chat's assistant), then assistants
+#   given inline in the call or chat;
+# - then stored links: the active assistant's saved id (the only id a squad call carries, Vapi
+#   sends no `call.assistantId` for squads), the call's or chat's assistant id, and last the
+#   Vapi phone number the call came in on (or went out from).
+IDENTITY_SOURCES: tuple[tuple[str, ClaimAt | LinkAt], ...] = (
+    (
+        "call.assistantOverrides.metadata",
+        ClaimAt(("call", "assistantOverrides", "metadata", "userId")),
+    ),
+    ("call.squadOverrides.metadata", ClaimAt(("call", "squadOverrides", "metadata", "userId"))),
+    ("assistant.metadata", ClaimAt(("assistant", "metadata", "userId"))),
+    ("call.assistant.metadata", ClaimAt(("call", "assistant", "metadata", "userId"))),
+    ("chat.assistant.metadata", ClaimAt(("chat", "assistant", "metadata", "userId"))),
+    ("assistant.id", LinkAt("assistant", ("assistant", "id"))),
+    ("call.assistantId", LinkAt("assistant", ("call", "assistantId"))),
+    ("chat.assistantId", LinkAt("assistant", ("chat", "assistantId"))),
+    ("call.phoneNumberId", LinkAt("phoneNumber", ("call", "phoneNumberId"))),
+    ("phoneNumber.id", LinkAt("phoneNumber", ("phoneNumber", "id"))),
+)
+
+
+@dataclass(frozen=True, slots=True)
 class CallInfo:
-    """What Vapi says about the call (never the LLM): its id, the caller, who may be named."""
+    """What Vapi says about the conversation (never the LLM): its id, the caller, and where
+    the user may be named, in precedence order."""
 
-    call_id: str | None = None
-    assistant_id: str | None = None
-    phone_number_id: str | None = None
+    call_id: str | None = None  # `call.id`; for a chat (no `call`), `chat.id`
     customer_number: str | None = None
-    override_user_id: str | None = None  # call.assistantOverrides.metadata.userId
-    assistant_user_id: str | None = None  # assistant.metadata.userId
-
-    def identity(self) -> tuple[IdentitySource, ...]:
-        """Where the user may be named, first decides: per-call override metadata, then the
-        assistant's metadata, then the integrator's stored link for the assistant id."""
-        sources: list[IdentitySource] = []
-        if self.override_user_id:
-            sources.append(Claim("call.assistantOverrides.metadata", self.override_user_id))
-        if self.assistant_user_id:
-            sources.append(Claim("assistant.metadata", self.assistant_user_id))
-        if self.assistant_id:
-            sources.append(Link("assistant", self.assistant_id))
-        return tuple(sources)
+    identity: tuple[IdentitySource, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +116,7 @@ class ServerMessage:
         return ToolRequest(
             platform="vapi",
             call=CallContext(call_id=self.call.call_id, caller_number=self.call.customer_number),
-            identity=self.call.identity(),
+            identity=self.call.identity,
             calls=self.tool_calls,
         )
 
@@ -132,13 +167,40 @@ def results_body(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
     return {"results": [_single_line_entry(entry) for entry in results]}
 
 
+def spoken_failure(error: ToolError) -> dict[str, str]:
+    """The `message` (type `request-failed`) that decides what the caller hears for an error.
+
+    Vapi's `ToolCallResult.error` contract: the caller hears (1) the result's own
+    `request-failed` message, else (2) the tool's, else (3) a reply the model writes — and a
+    `request-failed` message means the model is not asked to respond. So every error carries
+    its own message, and the tool definition's generic line is heard only when this server
+    cannot be reached at all. A caller-fixable refusal is a `role: "system"` hint (since
+    2026-06, `ToolMessageFailed.role`): the model phrases the sentence and the conversation goes
+    on. Anything else is said exactly as written (`role` left out: "assistant", the default, so
+    a platform that predates `role` says the same words).
+    """
+    content = single_line(error.message)[:MAX_MESSAGE_CONTENT]
+    message = {"type": "request-failed", "content": content}
+    if error.kind is ErrorKind.FIXABLE:
+        message["role"] = "system"
+    return message
+
+
+def error_result(call_id: str, name: str, error: ToolError) -> dict[str, Any]:
+    """One failed entry of `results`: the sentence as `error` (kept in the conversation
+    history) and the `message` that makes the caller hear it."""
+    entry: dict[str, Any] = tool_result(call_id, name, error=error.message)
+    entry["message"] = spoken_failure(error)
+    return entry
+
+
 def render_results(outcomes: list[ToolOutcome]) -> dict[str, list[dict[str, Any]]]:
     """The pipeline's outcomes as Vapi's `results`: the answer as a compact JSON string, or the
-    sentence the caller should hear as `error`."""
+    error with the message the caller hears."""
     entries = []
     for outcome in outcomes:
         if outcome.error is not None:
-            entry = tool_result(outcome.tool_call_id, outcome.name, error=outcome.error.message)
+            entry = error_result(outcome.tool_call_id, outcome.name, outcome.error)
         else:
             result = json.dumps(outcome.result, separators=(",", ":"))
             entry = tool_result(outcome.tool_call_id, outcome.name, result=result)
@@ -152,9 +214,17 @@ _LINE_BREAKS = re.compile("[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]+")
 
 def _single_line_entry(entry: dict[str, Any]) -> dict[str, Any]:
     return {
-        key: single_line(value) if isinstance(value, str) and key != "toolCallId" else value
+        key: _single_line_value(value) if key != "toolCallId" else value
         for key, value in entry.items()
     }
+
+
+def _single_line_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return single_line(value)
+    if isinstance(value, dict):  # the spoken `message`
+        return {key: _single_line_value(item) for key, item in value.items()}
+    return value
 
 
 def _load_message(body: bytes) -> dict[str, Any]:
@@ -262,16 +332,28 @@ def _call_info(message: dict[str, Any]) -> CallInfo:
     customer = _obj(message.get("customer"))
     call_customer = _obj(call.get("customer"))
     return CallInfo(
-        call_id=_text(call.get("id")),
-        assistant_id=_text(call.get("assistantId")),
-        phone_number_id=_first_text(
-            [call.get("phoneNumberId"), _obj(message.get("phoneNumber")).get("id")]
-        ),
+        # A chat carries no `call`; its id stands for the conversation (logs, event tags).
+        call_id=_first_text([call.get("id"), _dig(message, "chat", "id")]),
         # The top-level customer is the resolved one; the call's copy is the fallback.
         customer_number=_first_text([customer.get("number"), call_customer.get("number")]),
-        override_user_id=_user_id(_dig(call, "assistantOverrides", "metadata", "userId")),
-        assistant_user_id=_user_id(_dig(message, "assistant", "metadata", "userId")),
+        identity=_identity(message),
     )
+
+
+def _identity(message: dict[str, Any]) -> tuple[IdentitySource, ...]:
+    sources: list[IdentitySource] = []
+    seen_links: set[tuple[str, str]] = set()
+    for label, place in IDENTITY_SOURCES:
+        if isinstance(place, ClaimAt):
+            if (user_id := _user_id(_dig(message, *place.path))) is not None:
+                sources.append(Claim(label, user_id))
+        elif (linked := _text(_dig(message, *place.path))) is not None and (
+            # The same id often arrives twice (`call.assistantId` = `assistant.id`): look once.
+            (place.kind, linked) not in seen_links
+        ):
+            seen_links.add((place.kind, linked))
+            sources.append(Link(place.kind, linked, label))
+    return tuple(sources)
 
 
 def _obj(value: Any) -> dict[str, Any]:

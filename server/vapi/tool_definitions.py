@@ -3,6 +3,17 @@
 `vapi-calendar vapi-tools` prints these as bodies for Vapi's `POST /tool`. The JSON-schema
 parameters are generated from the same pydantic models the pipeline validates arguments with,
 so what the LLM is told and what the server accepts cannot drift apart.
+
+With `strict`, the schemas follow OpenAI's Structured Outputs rules, which apply when Vapi
+passes `function.strict: true` on (Vapi's `OpenAIFunction.strict`: "Only a subset of JSON
+Schema is supported when strict is true"): every property is required, an optional one is
+nullable (`"type": [T, "null"]`), and every object has `additionalProperties: false`. The
+server reads `null` as "not given" (`tools.arguments`), so both forms mean the same.
+
+Each tool keeps a tool-level `request-failed` message: Vapi says it when this server cannot be
+reached at all (down, too slow for `timeoutSeconds`, a non-200). Every error this server answers
+carries its own `request-failed` message, which Vapi prefers to the tool's (`ToolCallResult.
+error`), so the generic line never hides a specific sentence (`protocol.spoken_failure`).
 """
 
 from __future__ import annotations
@@ -41,14 +52,28 @@ def _property(schema: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def parameters(model: type[ToolArguments]) -> dict[str, Any]:
+def parameters(model: type[ToolArguments], *, strict: bool = False) -> dict[str, Any]:
     """The function's JSON-schema parameters, camelCase, from the argument model."""
     schema = model.model_json_schema(by_alias=True)
-    return {
-        "type": "object",
-        "properties": {name: _property(p) for name, p in schema["properties"].items()},
-        "required": list(schema.get("required", [])),
-    }
+    properties = {name: _property(p) for name, p in schema["properties"].items()}
+    required = list(schema.get("required", []))
+    if not strict:
+        return {"type": "object", "properties": properties, "required": required}
+    for name, prop in properties.items():
+        if name not in required:
+            prop["type"] = [prop["type"], "null"]
+    return _closed({"type": "object", "properties": properties, "required": list(properties)})
+
+
+def _closed(schema: dict[str, Any]) -> dict[str, Any]:
+    """`additionalProperties: false` on every object schema, nested ones included."""
+    if "object" in (schema["type"] if isinstance(schema["type"], list) else [schema["type"]]):
+        schema["additionalProperties"] = False
+        for prop in schema.get("properties", {}).values():
+            _closed(prop)
+    if isinstance(schema.get("items"), dict):
+        _closed(schema["items"])
+    return schema
 
 
 def webhook_url(server_url: str) -> str:
@@ -59,25 +84,34 @@ def webhook_url(server_url: str) -> str:
     return url if url.endswith(WEBHOOK_PATH) else url + WEBHOOK_PATH
 
 
+def base_url(server_url: str) -> str:
+    """The server's base URL, whether given as such or as the webhook URL."""
+    return webhook_url(server_url).removesuffix(WEBHOOK_PATH)
+
+
 def tool_body(
     spec: Tool,
     server_url: str,
     *,
     credential_id: str | None = None,
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+    strict: bool = False,
 ) -> dict[str, Any]:
     """The JSON body for Vapi's POST /tool."""
     server: dict[str, Any] = {"url": webhook_url(server_url), "timeoutSeconds": timeout_seconds}
     if credential_id:
         server["credentialId"] = credential_id
+    function: dict[str, Any] = {
+        "name": spec.name,
+        "description": spec.description,
+        "parameters": parameters(spec.arguments, strict=strict),
+    }
+    if strict:
+        function["strict"] = True
     return {
         "type": "function",
         "async": False,
-        "function": {
-            "name": spec.name,
-            "description": spec.description,
-            "parameters": parameters(spec.arguments),
-        },
+        "function": function,
         "server": server,
         "messages": [
             {"type": "request-start", "content": spec.start},
@@ -119,11 +153,16 @@ def vapi_tools(
     credential_id: str | None = None,
     timezone: str = "UTC",
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+    strict: bool = False,
 ) -> dict[str, Any]:
     return {
         "tools": [
             tool_body(
-                spec, server_url, credential_id=credential_id, timeout_seconds=timeout_seconds
+                spec,
+                server_url,
+                credential_id=credential_id,
+                timeout_seconds=timeout_seconds,
+                strict=strict,
             )
             for spec in TOOLS
         ],

@@ -232,6 +232,7 @@ class MongoStore(Store):
         db = self._conn
         with _errors():
             await db.assistants.create_index("user_id", name="user_id")
+            await db.phone_numbers.create_index("user_id", name="user_id")
             await db.leases.create_index("key", unique=True, name="key_unique")
             await db.records.create_index("key", unique=True, name="key_unique")
             for name in ("records", "leases", "oauth_states"):
@@ -402,22 +403,16 @@ class MongoStore(Store):
 
     async def _delete_dependents(self, db: AsyncDatabase[Document], user_id: str) -> None:
         await db.assistants.delete_many({"user_id": user_id})
+        await db.phone_numbers.delete_many({"user_id": user_id})
         await db.google_connections.delete_one({"_id": user_id})
         await db.oauth_states.delete_many({"user_id": user_id})
         await db.records.delete_many({"owner": user_id})
         await db.leases.delete_many({"owner": user_id})
 
-    # -- assistant → user links -----------------------------------------------------------------
+    # -- assistant / phone number → user links ----------------------------------------------------
     async def link_assistant(self, assistant_id: str, user_id: str) -> None:
         db = await self._ready()
-        if not await self._user_exists(db, user_id):
-            raise NotFound("no such user")
-        await self._upsert(db.assistants, {"_id": assistant_id, "user_id": user_id})
-        if not await self._user_exists(db, user_id):
-            # The user was deleted while we linked: take our link back out.
-            with _errors():
-                await db.assistants.delete_one({"_id": assistant_id, "user_id": user_id})
-            raise NotFound("no such user")
+        await self._link(db, db.assistants, assistant_id, user_id)
 
     async def unlink_assistant(self, assistant_id: str) -> bool:
         db = await self._ready()
@@ -429,6 +424,37 @@ class MongoStore(Store):
         with _errors():
             doc = await db.assistants.find_one({"_id": assistant_id})
         return doc["user_id"] if doc else None
+
+    async def link_phone_number(self, phone_number_id: str, user_id: str) -> None:
+        db = await self._ready()
+        await self._link(db, db.phone_numbers, phone_number_id, user_id)
+
+    async def unlink_phone_number(self, phone_number_id: str) -> bool:
+        db = await self._ready()
+        with _errors():
+            return (await db.phone_numbers.delete_one({"_id": phone_number_id})).deleted_count > 0
+
+    async def user_for_phone_number(self, phone_number_id: str) -> str | None:
+        db = await self._ready()
+        with _errors():
+            doc = await db.phone_numbers.find_one({"_id": phone_number_id})
+        return doc["user_id"] if doc else None
+
+    async def _link(
+        self,
+        db: AsyncDatabase[Document],
+        collection: AsyncCollection[Document],
+        linked_id: str,
+        user_id: str,
+    ) -> None:
+        if not await self._user_exists(db, user_id):
+            raise NotFound("no such user")
+        await self._upsert(collection, {"_id": linked_id, "user_id": user_id})
+        if not await self._user_exists(db, user_id):
+            # The user was deleted while we linked: take our link back out.
+            with _errors():
+                await collection.delete_one({"_id": linked_id, "user_id": user_id})
+            raise NotFound("no such user")
 
     # -- Google connections ---------------------------------------------------------------------
     async def save_connection(self, connection: Connection) -> None:

@@ -110,6 +110,16 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE google_connections ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]'",
     ],
+    # 4: Vapi phone number → user links
+    [
+        """
+        CREATE TABLE phone_numbers (
+            phone_number_id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE
+        )
+        """,
+        "CREATE INDEX phone_numbers_user_id ON phone_numbers(user_id)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -246,7 +256,13 @@ class SQLiteStore(Store):
         path.parent.mkdir(parents=True, exist_ok=True)
         # Create the file ourselves so it never exists with a wider mode, and tighten an older
         # one. SQLite gives its -wal/-shm side files the same mode as the database file.
-        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        # Never open (and close) an existing database file here: closing any descriptor of a
+        # file drops every POSIX lock this process holds on it, including those of a store
+        # already open in the process, and another process may then believe it is the last
+        # connection, checkpoint and delete the WAL, which leaves the open store reading a
+        # deleted WAL (stale reads for good). O_EXCL only ever opens a file nobody else has.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
         os.chmod(path, 0o600)
 
     async def _enable_wal(self) -> None:
@@ -334,7 +350,8 @@ class SQLiteStore(Store):
         try:
             await db.execute("BEGIN IMMEDIATE")
             try:
-                # Links and the connection go with the user through ON DELETE CASCADE.
+                # Links (assistants, phone numbers) and the connection go with the user through
+                # ON DELETE CASCADE.
                 async with db.execute("DELETE FROM users WHERE id = ?", (user_id,)) as cursor:
                     deleted = cursor.rowcount > 0
                 for table, column in (
@@ -378,6 +395,28 @@ class SQLiteStore(Store):
     async def user_for_assistant(self, assistant_id: str) -> str | None:
         rows = await self._fetch(
             "SELECT user_id FROM assistants WHERE assistant_id = ?", (assistant_id,)
+        )
+        return rows[0]["user_id"] if rows else None
+
+    # -- phone number → user links ---------------------------------------------------------------
+    async def link_phone_number(self, phone_number_id: str, user_id: str) -> None:
+        rows = await self._fetch(
+            "INSERT INTO phone_numbers (phone_number_id, user_id) "
+            "SELECT ?, id FROM users WHERE id = ? "
+            "ON CONFLICT (phone_number_id) DO UPDATE SET user_id = excluded.user_id "
+            "RETURNING phone_number_id",
+            (phone_number_id, user_id),
+        )
+        if not rows:
+            raise NotFound("no such user")
+
+    async def unlink_phone_number(self, phone_number_id: str) -> bool:
+        sql = "DELETE FROM phone_numbers WHERE phone_number_id = ?"
+        return await self._change(sql, (phone_number_id,)) > 0
+
+    async def user_for_phone_number(self, phone_number_id: str) -> str | None:
+        rows = await self._fetch(
+            "SELECT user_id FROM phone_numbers WHERE phone_number_id = ?", (phone_number_id,)
         )
         return rows[0]["user_id"] if rows else None
 

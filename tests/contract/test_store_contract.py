@@ -10,6 +10,8 @@ import asyncio
 import multiprocessing
 import os
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -135,6 +137,7 @@ async def test_reopen_keeps_data(make_store: StoreFactory) -> None:
     await first.open()
     await first.create_user(_user(rules={"buffer": 15}))
     await first.link_assistant("a1", "u1")
+    await first.link_phone_number("pn1", "u1")
     await first.save_connection(_connection())
     assert await first.put_record("k", "v", 60)
     await first.close()
@@ -144,6 +147,7 @@ async def test_reopen_keeps_data(make_store: StoreFactory) -> None:
     try:
         assert await second.get_user("u1") == _user(rules={"buffer": 15})
         assert await second.user_for_assistant("a1") == "u1"
+        assert await second.user_for_phone_number("pn1") == "u1"
         assert await second.get_connection("u1") == _connection()
         assert await second.get_record("k") == "v"
     finally:
@@ -340,6 +344,68 @@ async def test_consent_state_keeps_its_link_and_browser_binding(store: Store) ->
     await store.put_oauth_state(_state("s1", link="enc:link", browser="digest"))
     got = await store.consume_oauth_state("s1", datetime.now(UTC))
     assert got is not None and (got.link, got.browser) == ("enc:link", "digest")
+
+
+# -- phone numbers -------------------------------------------------------------------------------
+
+
+async def test_link_unlink_and_relink_phone_number(store: Store) -> None:
+    await store.create_user(_user("u1"))
+    await store.create_user(_user("u2"))
+    assert await store.user_for_phone_number("pn1") is None
+
+    await store.link_phone_number("pn1", "u1")
+    await store.link_phone_number("pn2", "u1")
+    assert await store.user_for_phone_number("pn1") == "u1"
+
+    await store.link_phone_number("pn1", "u2")  # relink replaces
+    assert await store.user_for_phone_number("pn1") == "u2"
+    assert await store.user_for_phone_number("pn2") == "u1"
+
+    assert await store.unlink_phone_number("pn1") is True
+    assert await store.user_for_phone_number("pn1") is None
+    assert await store.unlink_phone_number("pn1") is False
+    assert await store.user_for_phone_number("pn2") == "u1"
+
+
+async def test_phone_number_to_unknown_user_raises_not_found_and_keeps_the_link(
+    store: Store,
+) -> None:
+    with pytest.raises(NotFound):
+        await store.link_phone_number("pn1", "nobody")
+    assert await store.user_for_phone_number("pn1") is None
+    await store.create_user(_user("u1"))
+    await store.link_phone_number("pn1", "u1")
+    with pytest.raises(NotFound):
+        await store.link_phone_number("pn1", "nobody")
+    assert await store.user_for_phone_number("pn1") == "u1"
+
+
+async def test_phone_number_and_assistant_links_are_separate(store: Store) -> None:
+    await store.create_user(_user("u1"))
+    await store.create_user(_user("u2"))
+    await store.link_assistant("same-id", "u1")
+    await store.link_phone_number("same-id", "u2")
+    assert await store.user_for_assistant("same-id") == "u1"
+    assert await store.user_for_phone_number("same-id") == "u2"
+    assert await store.unlink_phone_number("same-id") is True
+    assert await store.user_for_assistant("same-id") == "u1"
+
+
+async def test_delete_user_removes_its_phone_number_links(store: Store) -> None:
+    await store.create_user(_user("u1"))
+    await store.create_user(_user("u2"))
+    await store.link_phone_number("pn1", "u1")
+    await store.link_phone_number("pn2", "u1")
+    await store.link_phone_number("pn3", "u2")
+
+    assert await store.delete_user("u1") is True
+
+    assert await store.user_for_phone_number("pn1") is None
+    assert await store.user_for_phone_number("pn2") is None
+    assert await store.user_for_phone_number("pn3") == "u2"
+    await store.create_user(_user("u1"))
+    assert await store.user_for_phone_number("pn1") is None
 
 
 # -- Google connections --------------------------------------------------------------------------
@@ -722,13 +788,14 @@ async def test_sqlite_reopen_keeps_schema_version(sqlite_path: str) -> None:
     assert await _user_version(sqlite_path) == SCHEMA_VERSION
 
 
-async def test_sqlite_migrates_a_version_1_database_keeping_its_connections(
-    sqlite_path: str,
-) -> None:
+async def test_sqlite_upgrades_a_version_1_database_keeping_its_data(sqlite_path: str) -> None:
+    # A database written by the first release: schema 1, a user with an assistant link and a
+    # connection.
     async with aiosqlite.connect(sqlite_path) as db:
         for sql in MIGRATIONS[0]:
             await db.execute(sql)
-        await db.execute("INSERT INTO users VALUES ('u1', 'UTC', '{}', 0)")
+        await db.execute("INSERT INTO users (id, timezone, created_at) VALUES ('u1', 'UTC', 0)")
+        await db.execute("INSERT INTO assistants (assistant_id, user_id) VALUES ('a1', 'u1')")
         await db.execute(
             "INSERT INTO google_connections (user_id, access_token, scopes, status, updated_at) "
             "VALUES ('u1', 'enc:access', '[]', 'connected', 0)"
@@ -740,9 +807,50 @@ async def test_sqlite_migrates_a_version_1_database_keeping_its_connections(
     try:
         got = await s.get_connection("u1")
         assert got is not None and got.access_token == "enc:access" and got.warnings == ()
+        assert await s.user_for_assistant("a1") == "u1"
+        await s.link_phone_number("pn1", "u1")  # added by a later migration
+        assert await s.user_for_phone_number("pn1") == "u1"
+        await s.put_record("r", "v", 60, owner="u1")  # records gained an owner
     finally:
         await s.close()
-    assert await _user_version(sqlite_path) == SCHEMA_VERSION
+    assert await _user_version(sqlite_path) == SCHEMA_VERSION == len(MIGRATIONS)
+
+
+def _in_another_process(path: str, call: str) -> None:
+    """Run `await store.<call>` on a fresh store in a separate process (as a CLI command does)."""
+    code = (
+        "import asyncio\n"
+        "from vapi_calendar.stores.sqlite import SQLiteStore\n"
+        "async def main():\n"
+        f"    store = SQLiteStore({path!r})\n"
+        "    await store.open()\n"
+        f"    await store.{call}\n"
+        "    await store.close()\n"
+        "asyncio.run(main())\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_sqlite_reader_sees_other_processes_after_another_open_in_its_own(
+    sqlite_path: str,
+) -> None:
+    # The server's store stays open while a test harness (or anything in the same process)
+    # opens and closes a second one; a CLI command in another process then writes. Opening
+    # must not disturb the first store's locks, or the CLI takes itself for the last
+    # connection, deletes the WAL and the server keeps reading the old one.
+    reader = SQLiteStore(sqlite_path)
+    await reader.open()
+    try:
+        await reader.create_user(_user())
+        second = SQLiteStore(sqlite_path)
+        await second.open()
+        await second.close()
+        await asyncio.to_thread(_in_another_process, sqlite_path, 'link_assistant("a1", "u1")')
+        assert await reader.user_for_assistant("a1") == "u1"
+        await asyncio.to_thread(_in_another_process, sqlite_path, 'unlink_assistant("a1")')
+        assert await reader.user_for_assistant("a1") is None
+    finally:
+        await reader.close()
 
 
 async def test_sqlite_refuses_a_newer_schema(sqlite_path: str) -> None:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +40,8 @@ VAPI_SECRET = "test-vapi-secret"
 HMAC_SECRET = "test-hmac-secret"
 ADMIN_TOKEN = "test-admin-token"
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "vapi"
+# Ana's Vapi phone number (the fixtures' README): linked to `ana` by the `app` fixture.
+ANA_PHONE_NUMBER_ID = "7d1c2f0e-5a7b-4c3d-9e8f-0a1b2c3d4e5f"
 
 # What the server's tools take as "now" in end-to-end tests (the machine's clock is never
 # consulted for it), so the bookings the suite makes in 2031 stay in the future forever.
@@ -141,6 +146,17 @@ class App:
         return json.loads(result["result"])
 
     # -- set-up ----------------------------------------------------------------------------
+    def set_up_ana(self) -> None:
+        """User `ana` (America/New_York) linked (assistant `asst_ana_haircuts`, her Vapi phone
+        number) and connected: the scenario of the fixtures."""
+        self.create_user("ana")
+        # The suite books in 2031, so the default 60-day booking horizon must not refuse it.
+        self.admin.patch("/api/users/ana", json={"rules": {"bookingHorizonDays": 3650}})
+        self.link("asst_ana_haircuts", "ana")
+        self.link_phone_number(ANA_PHONE_NUMBER_ID, "ana")
+        self.connect_google("ana", "ana@example.com")
+        self.emulator.control.reset_requests()
+
     def create_user(self, user_id: str, timezone: str = "America/New_York") -> None:
         response = self.admin.post("/api/users", json={"id": user_id, "timezone": timezone})
         assert response.status_code == 201, response.text
@@ -148,6 +164,30 @@ class App:
     def link(self, assistant_id: str, user_id: str) -> None:
         response = self.admin.put(f"/api/assistants/{assistant_id}", json={"userId": user_id})
         assert response.status_code == 200, response.text
+
+    def link_phone_number(self, phone_number_id: str, user_id: str) -> None:
+        response = self.admin.put(f"/api/phone-numbers/{phone_number_id}", json={"userId": user_id})
+        assert response.status_code == 200, response.text
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`vapi-calendar ARGS` in a subprocess, on this server's database and settings."""
+        assert self.settings.encryption_key is not None
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "VAPI_"))},
+            "DATABASE_URL": self.settings.database_url,
+            "ENCRYPTION_KEY": self.settings.encryption_key.get_secret_value(),
+            "GOOGLE_CLIENT_ID": CLIENT_ID,
+            "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
+            "GOOGLE_EMULATOR_URL": self.emulator.url,
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "vapi_calendar.server.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     def connect_google(self, user_id: str, email: str, *, expires_in: int = 3600) -> None:
         """Store a grant minted by the emulator, as the OAuth callback would."""

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from vapi_calendar.pipeline.calls import Claim, Link
 from vapi_calendar.server.vapi.protocol import (
     CallInfo,
     MalformedMessage,
@@ -186,11 +187,96 @@ def test_identity_fields() -> None:
     }
     assert parse_server_message(body(message)).call == CallInfo(
         call_id="call-1",
-        assistant_id="asst_ana_haircuts",
-        phone_number_id="pn-1",
         customer_number="+14155550123",  # the top-level customer wins
-        override_user_id="ana",
-        assistant_user_id="assistant-user",
+        identity=(
+            Claim("call.assistantOverrides.metadata", "ana"),
+            Claim("assistant.metadata", "assistant-user"),
+            Link("assistant", "asst_ana_haircuts", "call.assistantId"),
+            Link("phoneNumber", "pn-1", "call.phoneNumberId"),
+        ),
+    )
+
+
+def test_every_identity_source_in_precedence_order() -> None:
+    message = {
+        "type": "status-update",
+        "call": {
+            "id": "call-1",
+            "assistantId": "a-call",
+            "phoneNumberId": "pn-call",
+            "assistantOverrides": {"metadata": {"userId": "u-override"}},
+            "squadOverrides": {"metadata": {"userId": "u-squad"}},
+            "assistant": {"metadata": {"userId": "u-inline"}},
+        },
+        "assistant": {"id": "a-active", "metadata": {"userId": "u-active"}},
+        "chat": {"id": "chat-1", "assistantId": "a-chat", "assistant": {"metadata": {"userId": 7}}},
+        "phoneNumber": {"id": "pn-message"},
+    }
+    assert parse_server_message(body(message)).call.identity == (
+        Claim("call.assistantOverrides.metadata", "u-override"),
+        Claim("call.squadOverrides.metadata", "u-squad"),
+        Claim("assistant.metadata", "u-active"),
+        Claim("call.assistant.metadata", "u-inline"),
+        Claim("chat.assistant.metadata", "7"),
+        Link("assistant", "a-active", "assistant.id"),
+        Link("assistant", "a-call", "call.assistantId"),
+        Link("assistant", "a-chat", "chat.assistantId"),
+        Link("phoneNumber", "pn-call", "call.phoneNumberId"),
+        Link("phoneNumber", "pn-message", "phoneNumber.id"),
+    )
+
+
+def test_an_id_named_twice_is_looked_up_once_under_its_first_name() -> None:
+    message = {
+        "type": "status-update",
+        "call": {"id": "c", "assistantId": "a1", "phoneNumberId": "pn-1"},
+        "assistant": {"id": "a1"},
+        "phoneNumber": {"id": "pn-1"},
+    }
+    assert parse_server_message(body(message)).call.identity == (
+        Link("assistant", "a1", "assistant.id"),
+        Link("phoneNumber", "pn-1", "call.phoneNumberId"),
+    )
+
+
+def test_an_assistant_id_and_a_phone_number_id_may_be_equal() -> None:
+    message = {"type": "hang", "call": {"assistantId": "same", "phoneNumberId": "same"}}
+    assert parse_server_message(body(message)).call.identity == (
+        Link("assistant", "same", "call.assistantId"),
+        Link("phoneNumber", "same", "call.phoneNumberId"),
+    )
+
+
+def test_a_chat_has_no_call_and_is_named_by_its_chat_id() -> None:
+    message = {
+        "type": "tool-calls",
+        "toolCallList": [call_item("c1", {})],
+        "chat": {"id": "chat-1", "assistantId": "asst_ana_haircuts"},
+        "assistant": {"id": "asst_ana_haircuts"},
+    }
+    parsed = parse_server_message(body(message))
+    assert parsed.call == CallInfo(
+        call_id="chat-1", identity=(Link("assistant", "asst_ana_haircuts", "assistant.id"),)
+    )
+    assert parsed.tool_request().call.call_id == "chat-1"
+
+
+def test_explicit_nulls_are_absent() -> None:
+    # Vapi sends every unused option of a SIP call as null (help-netizen capture).
+    message = {
+        "type": "status-update",
+        "call": {
+            "id": "c",
+            "assistantId": None,
+            "squad": None,
+            "squadId": None,
+            "squadOverrides": None,
+            "assistantOverrides": {"variableValues": {"userId": "not-metadata"}},
+            "phoneNumberId": "pn-1",
+        },
+    }
+    assert parse_server_message(body(message)).call.identity == (
+        Link("phoneNumber", "pn-1", "call.phoneNumberId"),
     )
 
 
@@ -201,7 +287,9 @@ def test_customer_falls_back_to_the_call_customer() -> None:
 
 def test_phone_number_id_falls_back_to_the_phone_number_object() -> None:
     message = {"type": "status-update", "call": {"id": "c"}, "phoneNumber": {"id": "pn-9"}}
-    assert parse_server_message(body(message)).call.phone_number_id == "pn-9"
+    assert parse_server_message(body(message)).call.identity == (
+        Link("phoneNumber", "pn-9", "phoneNumber.id"),
+    )
 
 
 def test_missing_parts_give_an_empty_call_info() -> None:
@@ -211,18 +299,23 @@ def test_missing_parts_give_an_empty_call_info() -> None:
 @pytest.mark.parametrize(
     "message",
     [
-        {"call": None, "assistant": None, "customer": None},
-        {"call": "call-1", "assistant": [], "customer": 5},
+        {"call": None, "assistant": None, "customer": None, "chat": None},
+        {"call": "call-1", "assistant": [], "customer": 5, "chat": "chat-1"},
         {
             "call": {
                 "id": 12,
                 "orgId": {"x": 1},
                 "assistantId": ["a"],
+                "phoneNumberId": 5,
                 "type": True,
                 "customer": "x",
                 "assistantOverrides": {"metadata": "userId=ana"},
+                "squadOverrides": [],
+                "assistant": "inline",
             },
-            "assistant": {"metadata": None},
+            "assistant": {"metadata": None, "id": 3},
+            "chat": {"id": None, "assistantId": {}, "assistant": {"metadata": []}},
+            "phoneNumber": {"id": False},
         },
         {"call": {"id": "", "assistantId": "", "assistantOverrides": None}},
     ],
@@ -241,8 +334,15 @@ def test_user_id_forms(user_id: Any, expected: str | None) -> None:
         "call": {"assistantOverrides": {"metadata": {"userId": user_id}}},
         "assistant": {"metadata": {"userId": user_id}},
     }
-    call = parse_server_message(body(message)).call
-    assert (call.override_user_id, call.assistant_user_id) == (expected, expected)
+    identity = parse_server_message(body(message)).call.identity
+    assert identity == (
+        ()
+        if expected is None
+        else (
+            Claim("call.assistantOverrides.metadata", expected),
+            Claim("assistant.metadata", expected),
+        )
+    )
 
 
 # --- timestamps --------------------------------------------------------------------------------

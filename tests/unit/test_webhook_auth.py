@@ -9,7 +9,12 @@ import time
 import pytest
 from starlette.datastructures import Headers
 
-from vapi_calendar.server.vapi.auth import WebhookAuthenticator, WebhookAuthError
+from vapi_calendar.server.vapi.auth import (
+    BearerPlan,
+    HmacPlan,
+    WebhookAuthenticator,
+    WebhookAuthError,
+)
 
 NOW = 1_900_000_000.0  # fixed clock: 2030-03-17T17:46:40Z
 SECRET = "vapi-shared-secret-123"
@@ -21,7 +26,10 @@ def authenticator(
     secret: str | None = None, hmac_secret: str | None = None, tolerance: float = 300
 ) -> WebhookAuthenticator:
     return WebhookAuthenticator(
-        secret=secret, hmac_secret=hmac_secret, tolerance_seconds=tolerance, clock=lambda: NOW
+        bearer=BearerPlan(secret) if secret is not None else None,
+        hmac=HmacPlan(hmac_secret) if hmac_secret else None,
+        tolerance_seconds=tolerance,
+        clock=lambda: NOW,
     )
 
 
@@ -268,9 +276,9 @@ def test_configured(secret: str | None, hmac_secret: str | None) -> None:
 
 def test_negative_tolerance_is_rejected() -> None:
     with pytest.raises(ValueError, match="tolerance"):
-        WebhookAuthenticator(secret=SECRET, hmac_secret=None, tolerance_seconds=-1)
+        WebhookAuthenticator(bearer=BearerPlan(SECRET), tolerance_seconds=-1)
 
 
 def test_default_clock_is_wall_time() -> None:
-    auth = WebhookAuthenticator(secret=None, hmac_secret=HMAC_KEY)
+    auth = WebhookAuthenticator(hmac=HmacPlan(HMAC_KEY))
     assert auth.verify(signed_headers(str(int(time.time()))), BODY) == "hmac"
