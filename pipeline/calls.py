@@ -9,6 +9,10 @@ from typing import Any, Literal
 from vapi_calendar.tools.context import CallContext
 from vapi_calendar.tools.errors import ToolError
 
+# Tool calls one message may carry: a real turn makes a handful; a thousand is an attack on
+# the calendar's quota and this server's threads. Platform adapters refuse more (400).
+MAX_CALLS_PER_REQUEST = 32
+
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
@@ -22,10 +26,13 @@ class ToolCall:
 @dataclass(frozen=True, slots=True)
 class Claim:
     """A user id named in call metadata; `source` says where (logs, and which sources a
-    deployment trusts)."""
+    deployment trusts). `token` is the proof sent next to it (`metadata.userToken`), if any:
+    metadata can be set by whoever starts a call, so an unproven claim counts only where the
+    deployment says so (CALL_METADATA_TRUST=any)."""
 
     source: str
     user_id: str
+    token: str | None = field(default=None, repr=False)
 
 
 # What an integrator can link to a user with the admin API: a Vapi assistant id, or the id of

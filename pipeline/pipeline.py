@@ -19,6 +19,7 @@ from vapi_calendar.pipeline.calls import ToolCall, ToolOutcome, ToolRequest
 from vapi_calendar.pipeline.identity import resolve_user
 from vapi_calendar.ports.calendar import CalendarAccess
 from vapi_calendar.ports.clock import Clock
+from vapi_calendar.ports.identity import IdentityProofs
 from vapi_calendar.ports.locks import Locks
 from vapi_calendar.ports.stores import LinkStore, RecordStore, User, UserStore
 from vapi_calendar.support.budget import time_budget
@@ -58,6 +59,7 @@ class ToolPipeline:
         records: RecordStore,
         calendars: CalendarAccess,
         locks: Locks,
+        proofs: IdentityProofs | None,
         metrics: Metrics,
         clock: Clock,
         limits: Limits,
@@ -68,6 +70,7 @@ class ToolPipeline:
         self._records = records
         self._calendars = calendars
         self._locks = locks
+        self._proofs = proofs
         self._metrics = metrics
         self._clock = clock
         self._limits = limits
@@ -79,7 +82,7 @@ class ToolPipeline:
         started = time.perf_counter()
         user: User | ToolError
         try:
-            user = await resolve_user(request.identity, self._users, self._links)
+            user = await resolve_user(request.identity, self._users, self._links, self._proofs)
         except ToolError as exc:
             user = exc
         outcomes = await asyncio.gather(

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     # lease frees itself after this long. Keep it above TOOL_BUDGET_SECONDS +
     # GOOGLE_TIMEOUT_SECONDS (the longest a live holder can still be inserting).
     booking_lease_seconds: float = Field(default=30.0, ge=1, le=600)
+    # Whether a user id in call metadata needs its `userToken` (`signed`) or counts as it is
+    # (`any`). Unset: `signed`, except in demo mode. Metadata can be set by whoever starts a
+    # call (a web widget's visitor, with Vapi's public key), so `any` is for closed set-ups.
+    call_metadata_trust: Literal["signed", "any"] | None = None
     # Stored tool answers (what callers said and heard) are kept this long for redeliveries of
     # the same tool call, then purged.
     answer_retention_hours: float = Field(default=24.0, gt=0, le=24 * 30)
@@ -194,6 +198,12 @@ class Settings(BaseSettings):
     def demo_mode(self) -> bool:
         """No Google client configured: play against the bundled emulator."""
         return self.google_client_id is None
+
+    @cached_property
+    def metadata_trust(self) -> Literal["signed", "any"]:
+        if self.call_metadata_trust is not None:
+            return self.call_metadata_trust
+        return "any" if self.demo_mode else "signed"
 
     @cached_property
     def scopes(self) -> tuple[str, ...]:

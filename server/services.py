@@ -247,6 +247,7 @@ async def open_services(
             CalendarReadability(store=store, events=notifier, metrics=metrics),
         ),
         locks=leases,
+        proofs=call_tokens if settings.metadata_trust == "signed" else None,
         metrics=metrics,
         clock=clock,
         limits=Limits(

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vapi_calendar.pipeline.calls import (
+    MAX_CALLS_PER_REQUEST,
     Claim,
     IdentitySource,
     Link,
@@ -134,6 +135,11 @@ def parse_server_message(body: bytes) -> ServerMessage:
         tool_calls = _tool_calls(message)
         if not tool_calls:
             raise MalformedMessage("tool-calls message has no tool calls")
+        if len(tool_calls) > MAX_CALLS_PER_REQUEST:
+            raise MalformedMessage(
+                f"a message may carry at most {MAX_CALLS_PER_REQUEST} tool calls, "
+                f"this one has {len(tool_calls)}"
+            )
     return ServerMessage(
         type=kind,
         call=_call_info(message),
@@ -346,7 +352,9 @@ def _identity(message: dict[str, Any]) -> tuple[IdentitySource, ...]:
     for label, place in IDENTITY_SOURCES:
         if isinstance(place, ClaimAt):
             if (user_id := _user_id(_dig(message, *place.path))) is not None:
-                sources.append(Claim(label, user_id))
+                # The proof sits next to the id, in the same metadata object.
+                token = _text(_dig(message, *place.path[:-1], "userToken"))
+                sources.append(Claim(label, user_id, token))
         elif (linked := _text(_dig(message, *place.path))) is not None and (
             # The same id often arrives twice (`call.assistantId` = `assistant.id`): look once.
             (place.kind, linked) not in seen_links

@@ -4,7 +4,9 @@ Written before the layered restructure (issue #9) to prove it changes nothing a 
 can see. Each step posts one body to the running server (SQLite and MongoDB legs) and compares
 the HTTP status and the raw response bytes with `tests/golden/webhook_answers.json`.
 
-The recorded answers are about 2031 and were recorded while it was 2026, so the spoken years are
+The server runs with the production defaults (e.g. `CALL_METADATA_TRUST=signed`, so fixtures
+that name their user in metadata without a `userToken` are refused). The recorded answers are
+about 2031 and were recorded while it was 2026, so the spoken years are
 part of them; the test therefore pins the server's clock (never the machine's) to a fixed
 instant. Regenerate deliberately with `GOLDEN_UPDATE=1 pytest tests/test_golden.py` and review
 the diff: a changed byte is a changed answer.

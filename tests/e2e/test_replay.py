@@ -26,6 +26,12 @@ def results_of(app: App, fixture: Path) -> Any:
     return response.json()
 
 
+def signed_results_of(app: App, fixture: Path) -> Any:
+    response = app.webhook(app.signed(json.loads(fixture.read_text())))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def parsed(result: dict[str, Any]) -> dict[str, Any]:
     assert "error" not in result, result
     return json.loads(result["result"])
@@ -67,7 +73,7 @@ def test_two_calls_run_and_answer_in_order(app: App) -> None:
     ],
 )
 def test_metadata_resolved_users_and_variants(app: App, fixture: str) -> None:
-    results = results_of(app, FIXTURES / fixture)["results"]
+    results = signed_results_of(app, FIXTURES / fixture)["results"]
     assert results and all(parsed(r)["timeZone"] == "America/New_York" for r in results)
 
 
@@ -82,8 +88,9 @@ ALL_FIXTURES = sorted(str(path.relative_to(FIXTURES)) for path in FIXTURES.glob(
 
 
 def answers(app: App, name: str) -> list[dict[str, Any]]:
-    """The fixture's answer, validated with Vapi's SDK (`{}` for non-tool messages)."""
-    body = results_of(app, FIXTURES / name)
+    """The fixture's answer, validated with Vapi's SDK (`{}` for non-tool messages); user ids
+    in its metadata carry their call tokens, as CALL_METADATA_TRUST=signed requires."""
+    body = signed_results_of(app, FIXTURES / name)
     if json.loads((FIXTURES / name).read_text())["message"]["type"] != "tool-calls":
         assert body == {}
         return []

@@ -117,3 +117,15 @@ def test_a_client_that_hangs_up_mid_upload_is_logged_at_info(
     assert any("client disconnected" in r.getMessage() for r in caplog.records)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert not [r for r in caplog.records if " 500 " in r.getMessage()]
+
+
+def test_at_most_32_tool_calls_per_message(strict: App) -> None:
+    calls = [
+        (f"c{n}", "checkAvailability", {"startDateTime": "2031-03-11T09:00"}) for n in range(33)
+    ]
+    response = strict.webhook(tool_calls_message(calls))
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "a message may carry at most 32 tool calls, this one has 33"
+    }
+    assert strict.emulator.control.requests() == {}

@@ -7,6 +7,7 @@ fixtures built from them.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import subprocess
@@ -25,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.harness.servers import bind_loopback, serve_in_thread
 from vapi_calendar.emulator.control import EmulatorControl
 from vapi_calendar.emulator.state import EmulatorState
+from vapi_calendar.oauth.call_tokens import CallTokens
 from vapi_calendar.oauth.grants import seal
 from vapi_calendar.oauth.vault import TokenVault, generate_key
 from vapi_calendar.ports.clock import Clock
@@ -144,6 +146,32 @@ class App:
         if "error" in result:
             return {"error": result["error"]}
         return json.loads(result["result"])
+
+    def call_token(self, user_id: str) -> str:
+        response = self.admin.post(f"/api/users/{user_id}/call-token")
+        assert response.status_code == 200, response.text
+        return str(response.json()["userToken"])
+
+    def signed(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`body` with a valid `userToken` next to every `userId` in a `metadata` object, as an
+        integrator that names users in call metadata sends it (CALL_METADATA_TRUST=signed)."""
+        signed = copy.deepcopy(body)
+        proofs = CallTokens(self.vault)
+
+        def walk(value: Any) -> None:
+            if isinstance(value, dict):
+                metadata = value.get("metadata")
+                if isinstance(metadata, dict) and isinstance(metadata.get("userId"), str | int):
+                    # Computed as an integrator's backend may, also for ids with no user.
+                    metadata["userToken"] = proofs.issue(str(metadata["userId"]))
+                for item in value.values():
+                    walk(item)
+            elif isinstance(value, list):
+                for item in value:
+                    walk(item)
+
+        walk(signed)
+        return signed
 
     # -- set-up ----------------------------------------------------------------------------
     def set_up_ana(self) -> None:
