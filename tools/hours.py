@@ -11,6 +11,7 @@ Wall times skipped by a gap simply have no instant; repeated wall times get both
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from vapi_calendar.tools.rules import BookingRules, TimeRange, minutes
@@ -57,8 +58,13 @@ def _wall(day: date, clock: str) -> datetime:
     return datetime(day.year, day.month, day.day) + timedelta(minutes=minutes(clock))
 
 
-def wall_range(day: date, start: str, end: str, tz: ZoneInfo) -> list[Interval]:
-    """Every instant whose wall clock in `tz` lies in [start, end) on `day`, as UTC intervals."""
+@lru_cache(maxsize=8192)
+def wall_range(day: date, start: str, end: str, tz: ZoneInfo) -> tuple[Interval, ...]:
+    """Every instant whose wall clock in `tz` lies in [start, end) on `day`, as UTC intervals.
+
+    Cached: a pure function of its arguments (tzdata does not change while running), and the
+    same few days and opening hours are asked about call after call.
+    """
     first, last = _wall(day, start), _wall(day, end)
     lo, hi = (first - _MARGIN).replace(tzinfo=UTC), (last + _MARGIN).replace(tzinfo=UTC)
     found: list[Interval] = []
@@ -67,9 +73,10 @@ def wall_range(day: date, start: str, end: str, tz: ZoneInfo) -> list[Interval]:
         finish = min((last - offset).replace(tzinfo=UTC), piece_end)
         if begin < finish:
             found.append(Interval(begin, finish))
-    return merge(found)
+    return tuple(merge(found))
 
 
+@lru_cache(maxsize=4096)
 def day_span(day: date, tz: ZoneInfo) -> Interval:
     """The local calendar day as one UTC interval (23, 24 or 25 hours long)."""
     parts = wall_range(day, "00:00", "24:00", tz)
@@ -97,7 +104,7 @@ def open_intervals(rules: BookingRules, tz: ZoneInfo, span: Interval) -> list[In
     return [o for o in merge(found) if o.overlaps(span)]
 
 
-def _range(day: date, hours: TimeRange, tz: ZoneInfo) -> list[Interval]:
+def _range(day: date, hours: TimeRange, tz: ZoneInfo) -> tuple[Interval, ...]:
     return wall_range(day, hours.start, hours.end, tz)
 
 

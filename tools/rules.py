@@ -7,8 +7,10 @@ user who never chose otherwise.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
+from functools import lru_cache
 from itertools import pairwise
 from typing import Any, Literal
 
@@ -163,11 +165,21 @@ class BookingRules(_Model):
 
     @classmethod
     def for_user(cls, stored: dict[str, Any]) -> BookingRules:
-        """The effective rules of a user (stored choices over defaults)."""
+        """The effective rules of a user (stored choices over defaults).
+
+        Validated once per distinct stored value, not on every call: the result is frozen, and
+        a change of the stored rules is a different key.
+        """
         try:
-            return validate_rules(stored)
+            return _validated(json.dumps(stored, sort_keys=True, separators=(",", ":")))
         except RulesError:
             raise InvalidStoredRules() from None
+
+
+@lru_cache(maxsize=1024)
+def _validated(stored_json: str) -> BookingRules:
+    stored: dict[str, Any] = json.loads(stored_json)
+    return validate_rules(stored)
 
 
 def validate_rules(stored: dict[str, Any]) -> BookingRules:

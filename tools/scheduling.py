@@ -106,10 +106,11 @@ class Schedule:
     bookings_per_day: Counter[date] = field(default_factory=Counter)
     # Busy-only calendars whose busy time could not be read: answers are made without them.
     incomplete: tuple[str, ...] = ()
+    bounds: Interval = field(init=False)  # from now + notice to the horizon's last day
 
-    @property
-    def bounds(self) -> Interval:
-        return bookable_bounds(self.rules, self.tz, self.now)
+    def __post_init__(self) -> None:
+        # Asked for every refusal and every candidate slot: computed once.
+        object.__setattr__(self, "bounds", bookable_bounds(self.rules, self.tz, self.now))
 
     def _day_full(self, day: date) -> bool:
         limit = self.rules.max_bookings_per_day
