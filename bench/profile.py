@@ -130,6 +130,7 @@ def summarise(collapsed: str, title: str, top: int = 30) -> str:
     packages: Counter[str] = Counter()
     modules: Counter[str] = Counter()
     functions: Counter[str] = Counter()
+    lines: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     samples = 0
     for line in collapsed.splitlines():
@@ -146,6 +147,8 @@ def summarise(collapsed: str, title: str, top: int = 30) -> str:
         packages[package] += count
         modules[module] += count
         functions[function] += count
+        match = _FRAME.match(frames[-1])
+        lines[f"{function}:{match['line'] if match else '?'}"] += count
         seen = set()
         for frame in frames:
             package, _, function = where(frame)
@@ -180,8 +183,11 @@ def summarise(collapsed: str, title: str, top: int = 30) -> str:
             "## own time by function",
             *share(functions, top),
             "",
+            "## own time by line (the statement each leaf frame was running)",
+            *share(lines, 20),
+            "",
             "## inclusive time of the project's functions (a sample counts once per function)",
-            *share(inclusive, top),
+            *share(inclusive, 45),
             "",
         ]
     )
