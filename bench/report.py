@@ -140,8 +140,13 @@ def render(results: dict[str, Any], before: dict[str, Any] | None, *, targets: b
         for e in results["series"]
         if e.get("generator_cpu_ms_per_call") is not None
     )
+    other = [e["other_load_cores"] for e in results["series"] if "other_load_cores" in e]
     lines += [
         "",
+        f"Other processes on the machine (not the bench's) used {sum(other) / len(other):.2f} "
+        f"cores on average during the series, at most {max(other):.2f} in one."
+        if other
+        else "",
         f"Load generator ({meta['generator']}) CPU per request: median "
         f"{generator[len(generator) // 2]:.2f} ms, max {generator[-1]:.2f} ms."
         if generator

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -138,6 +140,13 @@ def cpu_seconds(pid: int) -> float:
     """utime + stime of the whole process (every thread), from /proc/<pid>/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (every core), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
 
 
 def rss_kib(pid: int) -> dict[str, int]:
@@ -506,6 +515,16 @@ class Bench:
         return Plan("POST", path, "plain", headers, bodies)
 
     # -- measuring ------------------------------------------------------------------------------
+    def our_cpu(self) -> float:
+        """CPU seconds of this process and every process it started that is still running."""
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        total_seconds = own.ru_utime + own.ru_stime
+        for process in self.processes:
+            if process.poll() is None:
+                with contextlib.suppress(OSError):  # it ended just now
+                    total_seconds += cpu_seconds(process.pid)
+        return total_seconds
+
     def target(self, spec: Spec) -> tuple[str, int]:
         if spec.target == "google":
             assert self.emulator is not None
@@ -546,6 +565,11 @@ class Bench:
             metrics_before = scrape(self.server_url) if spec.target == "server" else {}
             calls_before, _ = self.answered(spec)
             cpu_before = cpu_seconds(pid)
+            machine_before, ours_before, wall_before = (
+                machine_busy(),
+                self.our_cpu(),
+                time.monotonic(),
+            )
             load = await run_load(
                 url, plan, concurrency, cap_seconds, self.tmp, use_wrk=self.use_wrk
             )
@@ -553,12 +577,17 @@ class Bench:
             if not complete:
                 await self.drain(spec)
             cpu = cpu_seconds(pid) - cpu_before
+            machine, wall = machine_busy() - machine_before, time.monotonic() - wall_before
+            ours = self.our_cpu() - ours_before + (load.cpu_seconds if self.use_wrk else 0.0)
             calls_after, _ = self.answered(spec)
             requests = control.requests()
         calls = calls_after - calls_before if spec.target != "google" else load.answered
         entry = summarise(spec, load, latency, concurrency, len(plan.bodies), cap_seconds)
         calendar = sum(v for k, v in requests.items() if not k.startswith("token"))
         entry.update(
+            # CPU that processes other than the bench's used meanwhile, in cores: other work on
+            # the machine competes for the same 2 cores and makes every figure worse.
+            other_load_cores=round(max(0.0, machine - ours) / wall, 2),
             calls_answered=int(calls),
             cpu_ms_per_call=round(1000 * cpu / calls, 3) if calls else None,
             google_requests=requests,
