@@ -209,10 +209,12 @@ def render_targets(results: dict[str, Any], before: dict[str, Any] | None) -> li
             all(a <= 3 and b <= 5 for _, a, b in p50s),
         )
         ours, theirs = overhead(rows, avail, "p99_ms"), overhead(rows, base, "p99_ms")
+        # Each p99 comes from its own series: when Google's own p99 came out above the
+        # baseline's, this run cannot tell the baseline's overhead, nor the target.
         row(
             "p99 overhead ≤ 2x the baseline's (availability, c=50, 100 ms)",
             f"{ours:.1f} ms vs 2 x {theirs:.1f} ms",
-            ours <= 2 * max(theirs, 0.0),
+            ours <= 2 * theirs if theirs > 0 else None,
         )
         worst = max((avail, book), key=lambda e: lag_range(e)[1])
         low, high = lag_range(worst)
