@@ -38,6 +38,15 @@ def _num(value: float | None, digits: int = 1) -> str:
     return f"{value:.{digits}f}"
 
 
+def cpu_text(e: Row) -> str:
+    """CPU ms per call; with repetitions, the median and [lowest, highest]."""
+    text = _num(e.get("cpu_ms_per_call"), 2)
+    low_high = e.get("cpu_ms_per_call_range")
+    if low_high and text != "-":
+        text += f" [{low_high[0]:.2f}, {low_high[1]:.2f}]"
+    return text
+
+
 def lag_range(e: Row) -> tuple[float, float]:
     """The series' largest loop lag as (lowest, highest) it can be, in ms.
 
@@ -110,7 +119,14 @@ def render(results: dict[str, Any], before: dict[str, Any] | None, *, targets: b
         f"{meta['date']}; load: {meta['generator']}"
         + (f" ({meta['wrk']})" if meta.get("wrk") else "")
         + f"; run took {meta['seconds']} s."
-        + (" **Quick run (a tenth of the requests).**" if meta.get("quick") else ""),
+        + (" **Quick run (a tenth of the requests).**" if meta.get("quick") else "")
+        + (
+            f" Every series ran {meta['repeat']} times in a row: medians per column (n and "
+            "the counts are totals; CPU ms/call also shows [lowest, highest]; max loop lag "
+            "is the worst)."
+            if meta.get("repeat", 1) > 1
+            else ""
+        ),
         "",
         head,
         "|" + "---|" * (head.count("|") - 1),
@@ -132,8 +148,8 @@ def render(results: dict[str, Any], before: dict[str, Any] | None, *, targets: b
                 f"| {e['throughput']:.0f} | {'-' if google else ratio(rows, e)} "
                 f"| {e['p50_ms']:.1f} | {e['p99_ms']:.1f} | {over} "
                 f"| {_num(e.get('google_requests_per_call'), 2)} "
-                f"| {_num(e.get('cpu_ms_per_call'), 2)} | {booked} | {e['errors']} "
-                f"| {e.get('hot_path_refreshes', '-')} | {lag} | {e['rss_mib']} |"
+                f"| {cpu_text(e)} | {booked} | {e['errors']} "
+                f"| {e.get('hot_path_refreshes', '-')} | {lag} | {_num(e['rss_mib'])} |"
             )
     generator = sorted(
         e["generator_cpu_ms_per_call"]

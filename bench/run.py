@@ -36,10 +36,12 @@ import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -71,8 +73,9 @@ USERS = 200
 DEFAULT_CAP = 8  # MAX_CONCURRENT_CALLS_PER_USER's default
 RAISED_CAP = 64  # above every concurrency here: the cap never binds
 # Single-tenant bookings go to a fresh user per series (each has ~640 free slots in the default
-# 60-day horizon; every booking takes a new one).
-SOLO_BOOKERS = 8
+# 60-day horizon; every booking takes a new one): c=1 and c=50 at two latencies, and the two
+# raised-cap series.
+SOLO_BOOKING_SERIES = 6
 SOLO_BOOKINGS_MAX = 600
 # A quarter of the users start with a token that the background refresher must renew during
 # the run (BACKGROUND_REFRESH_SECONDS=5 renews it ~30 s in); the rest last the whole run.
@@ -293,6 +296,7 @@ def tool_body(call_id: str, assistant: str, tool: str, arguments: dict[str, Any]
 class Bench:
     tmp: Path
     use_wrk: bool
+    solo_bookers_wanted: int = SOLO_BOOKING_SERIES
     emulator_url: str = ""
     server_url: str = ""
     baseline_urls: dict[str, str] = field(default_factory=dict)
@@ -397,7 +401,8 @@ class Bench:
         slots = weekday_slots(first, 57)
         users = [(f"user{i}", f"asst{i}", i % 4 == 3) for i in range(USERS)]
         users.append(("solo", "solo", False))
-        users += [(f"solobook{k}", f"solobook{k}", False) for k in range(SOLO_BOOKERS)]
+        bookers = range(self.solo_bookers_wanted)
+        users += [(f"solobook{k}", f"solobook{k}", False) for k in bookers]
         auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
         with EmulatorControl(self.emulator_url) as control:
             async with httpx.AsyncClient(base_url=self.server_url, headers=auth) as admin:
@@ -621,6 +626,63 @@ class Bench:
             await run_load(url, self.plan(spec, n), 50, 10, self.tmp, use_wrk=self.use_wrk)
 
 
+# Columns that are the median of the repetitions; counts add up; the loop lag is the worst.
+MEDIANS = (
+    "seconds",
+    "throughput",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "max_ms",
+    "generator_cpu_ms_per_call",
+    "other_load_cores",
+    "cpu_ms_per_call",
+    "google_requests_per_call",
+    "rss_mib",
+)
+SUMS = (
+    "planned",
+    "answered",
+    "booked",
+    "refused",
+    "errors",
+    "calls_answered",
+    "hot_path_refreshes",
+    "background_refreshes",
+)
+
+
+def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row for the repetitions of a series: medians, sums and the worst loop lag."""
+    if len(runs) == 1:
+        return runs[0]
+    entry = dict(runs[0])
+    for key in MEDIANS:
+        values = [r[key] for r in runs if r.get(key) is not None]
+        if values:
+            entry[key] = round(statistics.median(values), 3)
+    for key in SUMS:
+        if key in entry:
+            entry[key] = sum(r[key] for r in runs)
+    for key in ("outcomes", "error_sentences", "google_requests"):
+        merged: Counter[str] = Counter()
+        for r in runs:
+            merged.update(r.get(key) or {})
+        entry[key] = dict(merged)
+    if "max_loop_lag_ms" in entry:
+        worst = max(runs, key=lambda r: (r["max_loop_lag_ms"], not r["max_loop_lag_exact"]))
+        entry["max_loop_lag_ms"] = worst["max_loop_lag_ms"]
+        entry["max_loop_lag_exact"] = worst["max_loop_lag_exact"]
+    entry["time_capped"] = any(r["time_capped"] for r in runs)
+    entry["sample_error"] = next((r["sample_error"] for r in runs if r["sample_error"]), None)
+    for key in ("throughput", "cpu_ms_per_call"):
+        values = [r[key] for r in runs if r.get(key) is not None]
+        if values:
+            entry[f"{key}_range"] = [min(values), max(values)]
+    entry["repetitions"] = runs
+    return entry
+
+
 def summarise(
     spec: Spec, load: Load, latency: int, concurrency: int, planned: int, cap: float
 ) -> dict[str, Any]:
@@ -668,7 +730,7 @@ async def main_async(args: argparse.Namespace) -> None:
             "generator, which competes with the server for the 2 cores: throughput figures are "
             "lower than with wrk and not comparable to the committed ones."
         )
-    bench = Bench(tmp, use_wrk)
+    bench = Bench(tmp, use_wrk, solo_bookers_wanted=SOLO_BOOKING_SERIES * args.repeat)
     scale = 10 if args.quick else 1
     cap_seconds = 5.0 if args.quick else SERIES_CAP_SECONDS
     series: list[dict[str, Any]] = []
@@ -698,9 +760,11 @@ async def main_async(args: argparse.Namespace) -> None:
             for concurrency in CONCURRENCY:
                 for spec in specs_for(concurrency):
                     n = counts(latency, concurrency)[spec.kind]
-                    series.append(
+                    runs = [
                         await bench.run_series(spec, latency, concurrency, n, cap_seconds)
-                    )
+                        for _ in range(args.repeat)
+                    ]
+                    series.append(merge(runs))
                     profiled = spec.tenancy == "multi" and spec.kind == "availability"
                     if args.profile and concurrency > 1 and profiled:
                         await profile_pass(bench, spec, latency, concurrency, n, cap_seconds)
@@ -713,8 +777,9 @@ async def main_async(args: argparse.Namespace) -> None:
             end_metrics.get(("vapi_calendar_event_loop_lag_max_seconds", ""), 0.0) * 1000, 1
         )
         meta["peak_rss_mib"] = round(rss_kib(bench.server.pid)["VmHWM"] / 1024, 1)
+        # One whole background-refresh interval, so the window holds exactly one round.
         idle_before, idle_at = cpu_seconds(bench.server.pid), time.monotonic()
-        await asyncio.sleep(3)
+        await asyncio.sleep(BACKGROUND_REFRESH_SECONDS)
         idle_ms_per_s = (
             1000 * (cpu_seconds(bench.server.pid) - idle_before) / (time.monotonic() - idle_at)
         )
@@ -728,7 +793,11 @@ async def main_async(args: argparse.Namespace) -> None:
             await bench.warm_up(baselines=False)
             for spec in raised_cap_specs():
                 n = counts(latency, 50)[spec.kind]
-                series.append(await bench.run_series(spec, latency, 50, n, cap_seconds))
+                runs = [
+                    await bench.run_series(spec, latency, 50, n, cap_seconds)
+                    for _ in range(args.repeat)
+                ]
+                series.append(merge(runs))
         meta.update(
             machine=machine(),
             python=platform.python_version(),
@@ -739,6 +808,7 @@ async def main_async(args: argparse.Namespace) -> None:
             wrk=wrk_version() if use_wrk else None,
             cap_seconds=cap_seconds,
             quick=args.quick,
+            repeat=args.repeat,
             idle_server_cpu_ms_per_s=round(idle_ms_per_s, 2),
             seconds=round(time.monotonic() - began),
         )
@@ -851,6 +921,13 @@ def main() -> None:
         "--record-before",
         action="store_true",
         help="also keep this run as the 'before optimisation' figures (bench/before.json)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="measure every series N times in a row and report per-column medians",
     )
     parser.add_argument("--python-load", action="store_true", help="use the Python generator")
     parser.add_argument("--keep", action="store_true", help="keep the processes' logs")
