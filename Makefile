@@ -44,7 +44,7 @@ format: $(BIN)/.installed-test
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## Load benchmark on loopback (~7 min): prints the table, rewrites bench/README.md and
+## Load benchmark on loopback (~5 min): prints the table, rewrites bench/README.md and
 ## bench/results.json. The load comes from wrk (Debian's package, installed here with apt-get
 ## when it is missing and apt is usable); without it, from a slower Python generator.
 bench: $(BIN)/.installed-bench

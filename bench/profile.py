@@ -1,7 +1,7 @@
-"""`--profile`: sample the server with py-spy and summarise where its Python CPU goes.
+"""`--profile`: sample the server with py-spy and summarise where its Python time goes.
 
-py-spy records collapsed stacks (`--format raw`) of every thread that holds the GIL (`--gil`),
-i.e. the Python CPU of the whole process, the Google worker threads included; `--nonblocking`
+py-spy records collapsed stacks (`--format raw`) of the thread that holds the GIL (`--gil`),
+whichever it is — the event loop, a Google worker thread, aiosqlite's thread; `--nonblocking`
 keeps it from pausing the server. The summary is own time (the leaf frame of each sample) per
 package, per module and per function, plus the inclusive time of the project's functions.
 C code that runs without the GIL (uvloop's I/O, SQLite's engine, socket reads) is not sampled;
@@ -165,11 +165,14 @@ def summarise(collapsed: str, title: str, top: int = 30) -> str:
     return "\n".join(
         [
             f"# {title}",
-            f"# {samples} samples of threads holding the GIL (py-spy --gil, {RATE} Hz), "
-            "own time = the sampled leaf frame;",
-            "# C code runs under the Python frame that called it: Runner.run (asyncio/runners.py)",
-            "# is uvloop's own loop and the protocol callbacks it runs in C (httptools parsing,",
-            "# socket I/O).",
+            f"# {samples} samples of the thread holding the GIL (py-spy --gil, {RATE} Hz): where",
+            "# the server's Python time goes, every thread included. Own time = the sampled leaf",
+            "# frame; C code counts under the Python frame that called it, so Runner.run",
+            "# (asyncio/runners.py) is uvloop's own loop. A statement that wakes another thread",
+            "# or process (uvicorn's transport.write waking the load generator, aiosqlite's queue",
+            "# put waking its thread) also counts the time its thread is descheduled with the GIL",
+            "# held: not CPU time, but time in which no other thread runs Python. CPU ms/call in",
+            "# the benchmark's table is the CPU measure.",
             "",
             "## own time by area",
             *share(areas, 20),

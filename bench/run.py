@@ -21,7 +21,7 @@ call (utime+stime of the process over the series / calls it answered). The table
 stdout, `bench/results.json` and `bench/README.md` (between the results markers).
 
 Bounded: each series stops after its request count or SERIES_CAP_SECONDS, whichever is first;
-the run takes about 6 minutes. Traffic goes only to 127.0.0.1.
+the run takes about 5 minutes (`--repeat N`: N times that). Traffic goes only to 127.0.0.1.
 """
 
 from __future__ import annotations
