@@ -503,7 +503,7 @@ class Bench:
             else:
                 start = datetime.fromisoformat(slot)
                 body = {
-                    "id": f"direct{self.call_id()[5:]}{i:06d}",
+                    "id": f"direct{self.call_id()[5:]}",  # unique: a new call id each
                     "summary": "Appointment",
                     "description": "Booked by phone through the voice assistant.",
                     "start": {"dateTime": slot, "timeZone": TZ},
