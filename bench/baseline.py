@@ -10,8 +10,8 @@ uvloop, httptools with the same guarded protocol, the same keep-alive), so the t
 in what happens inside the handler.
 
 Two HTTP clients:
-- `aiohttp` (the comparison): one `ClientSession`, kept-alive connections — the fastest
-  maintained asyncio client on this machine;
+- `aiohttp` (the comparison): one `ClientSession`, kept-alive connections — a maintained
+  asyncio client, ~2.8x httpx's throughput at 50 concurrent calls and 0 ms Google here;
 - `httpx` (an extra row): async httpx, round-robin over 16 clients, because one httpx pool
   serialises badly at ~50 concurrent requests. It shows what the client alone costs.
 
