@@ -18,6 +18,10 @@ $(BIN)/.installed-test: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@
 
+$(BIN)/.installed-bench: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	@touch $@
+
 install: $(BIN)/.installed
 
 ## Start the server on the embedded SQLite store (demo mode when no Google client is configured).
@@ -40,8 +44,17 @@ format: $(BIN)/.installed-test
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## Load benchmark on loopback (< 5 min): prints the table and writes bench/README.md.
-bench: $(BIN)/.installed
+## Load benchmark on loopback (~5 min): prints the table, rewrites bench/README.md and
+## bench/results.json. The load comes from wrk (Debian's package, installed here with apt-get
+## when it is missing and apt is usable); without it, from a slower Python generator.
+bench: $(BIN)/.installed-bench
+	@command -v wrk >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	  echo "installing wrk (apt-get install wrk) to generate the load"; \
+	  { $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk \
+	    || { $$SUDO apt-get update -qq && \
+	         $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }; \
+	  } >/dev/null 2>&1 || echo "could not install wrk: using the Python load generator"; }
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:

@@ -1,31 +1,38 @@
-"""`make bench`: load the real server against the emulator on loopback, next to the baseline.
+"""`make bench`: the server under load on loopback, next to the fastest plain handler.
 
-Three processes besides this one (the load generator, an async httpx client):
-- the Google emulator (uvicorn, no access log), with injected latency per phase;
+Processes, all on 127.0.0.1:
+- the Google stand-in (the bundled emulator, uvicorn, no access log) with injected latency;
 - the server, `vapi-calendar serve`, exactly as deployed (SQLite store, JSON logs at info);
-- the baseline (`bench/baseline.py`): a bare Starlette handler making the same one freeBusy
-  request with an async client — the physical limit of "one HTTP call per tool call".
+- the baseline (`bench/baseline.py`): a bare Starlette handler on the server's uvicorn settings
+  that parses the webhook body and makes the one freeBusy request with aiohttp — and the same
+  handler with httpx as an extra row;
+- the load generator (`bench/load.py`: wrk with `bench/wrk.lua`, else Python).
 
-Per injected Google latency (0 ms and 100 ms) and concurrency (1 and 100) it measures
-`checkAvailability` and `scheduleAppointment` webhooks across many users, the baseline, and
-"Google's own time" (the same Calendar requests sent straight to the emulator by this process).
-It prints latency percentiles, throughput, overhead over Google's own time, ratios to the
-baseline, Google requests per tool call (emulator counters), refreshes on the hot path and in
-the background (server metrics), max event-loop lag (the server's lag monitor) and peak RSS
-(/proc of the server), and writes the table into bench/README.md.
+For Google latency 0 and 100 ms and concurrency 1 and 50 it measures, in one run: Google's own
+time (freeBusy and event insert straight to the stand-in), both baselines, and the server's
+`checkAvailability` and `scheduleAppointment` for 200 users (multi-tenant) and for one user
+(single-tenant; at c=50 with the default per-user cap of 8 and again with the cap raised to 64,
+which needs a server restart, so those rows run last). Every booking asks for a new free slot.
 
-Bounded: every phase has a request count and a time cap (see PHASES / PHASE_CAP_SECONDS); the
-whole run takes about 2-3 minutes. Loopback only.
+Per series: throughput (and its ratio to the aiohttp baseline), latency percentiles and their
+overhead over Google's own time, Google requests per call (the stand-in's counters), refreshes
+on the hot path, max event-loop lag and RSS (the server's /metrics and /proc), and CPU-ms per
+call (utime+stime of the process over the series / calls it answered). The table goes to
+stdout, `bench/results.json` and `bench/README.md` (between the results markers).
+
+Bounded: each series stops after its request count or SERIES_CAP_SECONDS, whichever is first;
+the run takes about 5 minutes (`--repeat N`: N times that). Traffic goes only to 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
-import re
+import resource
 import shutil
 import signal
 import socket
@@ -34,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -43,9 +50,13 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from bench import profile as profiling
+from bench import report
+from bench.load import SUCCESS, Load, Plan, run_load, wrk_available
+
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "bench" / "README.md"
 RESULTS = ROOT / "bench" / "results.json"
+BEFORE = ROOT / "bench" / "before.json"
 CLIENT_ID = "bench-client.apps.googleusercontent.com"
 CLIENT_SECRET = "bench-client-secret"  # noqa: S105 - emulator-only
 VAPI_SECRET = "bench-vapi-secret"  # noqa: S105
@@ -59,21 +70,43 @@ SCOPES = (
 )
 TZ = "America/New_York"
 USERS = 200
+DEFAULT_CAP = 8  # MAX_CONCURRENT_CALLS_PER_USER's default
+RAISED_CAP = 64  # above every concurrency here: the cap never binds
+# Single-tenant bookings go to a fresh user per series (each has ~640 free slots in the default
+# 60-day horizon; every booking takes a new one): c=1 and c=50 at two latencies, and the two
+# raised-cap series.
+SOLO_BOOKING_SERIES = 6
+SOLO_BOOKINGS_MAX = 600
 # A quarter of the users start with a token that the background refresher must renew during
-# the run (fresh for calls for 40 s, inside the background horizon after 30 s).
+# the run (BACKGROUND_REFRESH_SECONDS=5 renews it ~30 s in); the rest last the whole run.
 SHORT_TOKEN_SECONDS = 340
 BACKGROUND_REFRESH_SECONDS = 5
-PHASE_CAP_SECONDS = 40.0
-# (injected latency ms, concurrency) -> requests per measured series
-PHASES: dict[tuple[int, int], dict[str, int]] = {
-    (0, 1): {"availability": 300, "booking": 200, "baseline": 300, "direct": 300},
-    (0, 100): {"availability": 3000, "booking": 1500, "baseline": 3000, "direct": 3000},
-    (100, 1): {"availability": 40, "booking": 25, "baseline": 40, "direct": 40},
-    (100, 100): {"availability": 2000, "booking": 1000, "baseline": 2000, "direct": 2000},
+SERIES_CAP_SECONDS = 15.0
+LATENCIES = (0, 100)
+CONCURRENCY = (1, 50)
+# Requests per series: (latency, concurrency) -> series kind -> count.
+COUNTS: dict[tuple[int, int], dict[str, int]] = {
+    (0, 1): {"freebusy": 400, "insert": 300, "baseline": 400, "availability": 400, "booking": 300},
+    (0, 50): {
+        "freebusy": 4000,
+        "insert": 3000,
+        "baseline": 4000,
+        "availability": 3000,
+        "booking": 2000,
+    },
+    (100, 1): {"freebusy": 50, "insert": 30, "baseline": 50, "availability": 50, "booking": 30},
+    (100, 50): {
+        "freebusy": 3000,
+        "insert": 2000,
+        "baseline": 3000,
+        "availability": 3000,
+        "booking": 2000,
+    },
 }
+WEBHOOK_HEADERS = {"x-vapi-secret": VAPI_SECRET, "content-type": "application/json"}
 
 
-# -- processes ----------------------------------------------------------------------------------
+# -- processes --------------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -103,6 +136,22 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 30
     raise RuntimeError(f"{url} did not come up")
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the whole process (every thread), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (every core), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
 def rss_kib(pid: int) -> dict[str, int]:
     values: dict[str, int] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -112,102 +161,12 @@ def rss_kib(pid: int) -> dict[str, int]:
     return values
 
 
-# -- load -----------------------------------------------------------------------------------------
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+# -- server metrics ---------------------------------------------------------------------------
+Samples = dict[tuple[str, str], float]
 
 
-@dataclass
-class Series:
-    name: str
-    latencies: list[float] = field(default_factory=list)  # seconds
-    seconds: float = 0.0
-    errors: int = 0
-    sample_error: str | None = None
-
-    @property
-    def count(self) -> int:
-        return len(self.latencies)
-
-    @property
-    def throughput(self) -> float:
-        return self.count / self.seconds if self.seconds else 0.0
-
-    def p(self, q: float) -> float:
-        return pct(self.latencies, q) * 1000
-
-
-Maker = Callable[[httpx.AsyncClient, int], Awaitable[tuple[bool, str | None]]]
-
-
-async def drive(name: str, make: Maker, total: int, concurrency: int) -> Series:
-    """Closed loop: `concurrency` workers send `total` requests (or stop at the time cap).
-
-    Each worker has its own client and connection, like independent Vapi deliveries: one
-    shared httpx pool serialises badly at 100 concurrent requests (measured: 190 req/s shared
-    against 1500 req/s per worker, against the same emulator), and would measure httpx.
-    """
-    series = Series(name)
-    counter = iter(range(total))
-    clients = [httpx.AsyncClient(timeout=60) for _ in range(concurrency)]
-    started = time.perf_counter()
-    stop_at = started + PHASE_CAP_SECONDS
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        for n in counter:
-            if time.perf_counter() > stop_at:
-                return
-            began = time.perf_counter()
-            ok, problem = await make(client, n)
-            series.latencies.append(time.perf_counter() - began)
-            if not ok:
-                series.errors += 1
-                series.sample_error = series.sample_error or problem
-
-    try:
-        await asyncio.gather(*(worker(client) for client in clients))
-    finally:
-        series.seconds = time.perf_counter() - started
-        await asyncio.gather(*(client.aclose() for client in clients))
-    return series
-
-
-def tool_body(call_id: str, assistant: str, tool: str, arguments: dict[str, Any]) -> bytes:
-    return json.dumps(
-        {
-            "message": {
-                "type": "tool-calls",
-                "call": {"id": f"bench-{call_id}", "assistantId": assistant},
-                "toolCallList": [
-                    {
-                        "id": call_id,
-                        "type": "function",
-                        "function": {"name": tool, "arguments": arguments},
-                    }
-                ],
-            }
-        }
-    ).encode()
-
-
-def weekday_slots(first: date, days: int) -> list[str]:
-    slots = []
-    day = first
-    for _ in range(days):
-        if day.weekday() < 5:
-            for half in range(16):
-                hour, minute = divmod(9 * 60 + 30 * half, 60)
-                slots.append(f"{day.isoformat()}T{hour:02d}:{minute:02d}:00")
-        day += timedelta(days=1)
-    return slots
-
-
-# -- metrics -------------------------------------------------------------------------------------
-def scrape(url: str) -> dict[tuple[str, str], float]:
-    samples: dict[tuple[str, str], float] = {}
+def scrape(url: str) -> Samples:
+    samples: Samples = {}
     for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
         if line.startswith("#") or not line.strip():
             continue
@@ -217,7 +176,7 @@ def scrape(url: str) -> dict[tuple[str, str], float]:
     return samples
 
 
-def total(samples: dict[tuple[str, str], float], name: str, **labels: str) -> float:
+def total(samples: Samples, name: str, **labels: str) -> float:
     return sum(
         v
         for (n, lab), v in samples.items()
@@ -225,37 +184,139 @@ def total(samples: dict[tuple[str, str], float], name: str, **labels: str) -> fl
     )
 
 
-def lag_bound_ms(before: dict, after: dict) -> float:
-    """Upper bound of the largest loop lag seen between two scrapes (histogram buckets)."""
+def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    return total(after, name, **labels) - total(before, name, **labels)
+
+
+def max_lag_ms(before: Samples, after: Samples) -> tuple[float, bool]:
+    """The largest event-loop lag between two scrapes: (ms, exact).
+
+    Exact when the server's all-time maximum rose during the series (then it is that new
+    maximum); otherwise an upper bound: the smallest histogram bucket holding every sample.
+    """
+    gauge = "vapi_calendar_event_loop_lag_max_seconds"
+    high_before, high_after = before.get((gauge, ""), 0.0), after.get((gauge, ""), 0.0)
+    if high_after > high_before:
+        return high_after * 1000, True
     name = "vapi_calendar_event_loop_lag_seconds_bucket"
     buckets = sorted(
-        (float(re.search(r'le="([^"]+)"', lab).group(1)), after[(n, lab)] - before.get((n, lab), 0))
+        (float(lab.split('le="')[1].split('"')[0]), after[(n, lab)] - before.get((n, lab), 0))
         for (n, lab) in after
         if n == name
     )
-    in_total = buckets[-1][1] if buckets else 0
-    for bound, count in buckets:
-        if count >= in_total:
-            return bound * 1000
-    return float("inf")
+    count = buckets[-1][1] if buckets else 0
+    for bound, seen in buckets:
+        if seen >= count:
+            return bound * 1000, False
+    return float("inf"), False
 
 
-# -- the run -------------------------------------------------------------------------------------
+# -- the series -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Spec:
+    name: str  # the row's label
+    target: str  # "google" | "aiohttp" | "httpx" | "server"
+    kind: str  # COUNTS key: freebusy, insert, baseline, availability, booking
+    tenancy: str | None = None  # "multi" | "single"
+    cap: int | None = None  # the server's per-user cap when it matters (single-tenant)
+
+
+def specs_for(concurrency: int) -> list[Spec]:
+    series = [
+        Spec("Google freeBusy", "google", "freebusy"),
+        Spec("Google insert", "google", "insert"),
+        Spec("baseline (aiohttp)", "aiohttp", "baseline"),
+        Spec("baseline (httpx)", "httpx", "baseline"),
+        Spec("checkAvailability", "server", "availability", "multi"),
+        Spec("scheduleAppointment", "server", "booking", "multi"),
+    ]
+    series.append(Spec("checkAvailability", "server", "availability", "single", DEFAULT_CAP))
+    series.append(Spec("scheduleAppointment", "server", "booking", "single", DEFAULT_CAP))
+    return series
+
+
+def raised_cap_specs() -> list[Spec]:
+    return [
+        Spec("checkAvailability", "server", "availability", "single", RAISED_CAP),
+        Spec("scheduleAppointment", "server", "booking", "single", RAISED_CAP),
+    ]
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+def weekday_slots(first: date, days: int) -> list[str]:
+    """Half-hour starts inside the default working hours (Mon-Fri 9-17) as local wall times."""
+    slots = []
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        if day.weekday() < 5:
+            for half in range(16):
+                hour, minute = divmod(9 * 60 + 30 * half, 60)
+                slots.append(f"{day.isoformat()}T{hour:02d}:{minute:02d}:00")
+    return slots
+
+
+def freebusy_window(slot: str) -> tuple[str, str]:
+    """What the server asks freeBusy for a one-slot question: the slot's local day and the
+    seven days after it (`tools.scheduling.search_span`), midnight to midnight."""
+    day = date.fromisoformat(slot[:10])
+    tz = ZoneInfo(TZ)
+    start = datetime(day.year, day.month, day.day, tzinfo=tz)
+    end_day = day + timedelta(days=8)
+    end = datetime(end_day.year, end_day.month, end_day.day, tzinfo=tz)
+    return start.isoformat(), end.isoformat()
+
+
+def tool_body(call_id: str, assistant: str, tool: str, arguments: dict[str, Any]) -> bytes:
+    return json.dumps(
+        {
+            "message": {
+                "type": "tool-calls",
+                "call": {"id": f"call-{call_id}", "assistantId": assistant},
+                "toolCallList": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": tool, "arguments": arguments},
+                    }
+                ],
+            }
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+# -- the run ----------------------------------------------------------------------------------
 @dataclass
 class Bench:
     tmp: Path
+    use_wrk: bool
+    solo_bookers_wanted: int = SOLO_BOOKING_SERIES
     emulator_url: str = ""
     server_url: str = ""
-    baseline_url: str = ""
+    baseline_urls: dict[str, str] = field(default_factory=dict)
+    emulator: subprocess.Popen[bytes] | None = None
     server: subprocess.Popen[bytes] | None = None
+    baselines: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     assistants: list[str] = field(default_factory=list)
-    tokens: dict[str, str] = field(default_factory=dict)  # email -> access token
     slots: dict[str, list[str]] = field(default_factory=dict)
+    next_slot: dict[str, int] = field(default_factory=dict)
+    solo_bookers: list[str] = field(default_factory=list)
+    direct_tokens: dict[str, str] = field(default_factory=dict)
     seq: int = 0
+    server_port: int = 0
+    key: str = ""
+    database_url: str = ""
 
+    # -- processes ----------------------------------------------------------------------------
     def spawn(self, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        log = (self.tmp / f"{len(self.processes)}.log").open("wb")
+        log = (self.tmp / f"process-{len(self.processes)}.log").open("wb")
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
             [sys.executable, *args],
             cwd=self.tmp,
@@ -266,17 +327,20 @@ class Bench:
         self.processes.append(process)
         return process
 
-    def start(self) -> None:
-        from vapi_calendar.oauth.vault import generate_key
-
+    def start_emulator(self) -> None:
         port = free_port()
         self.emulator_url = f"http://127.0.0.1:{port}"
-        emulator = self.spawn(["-m", "bench.run", "--serve-emulator", str(port)])
-        wait_healthy(f"{self.emulator_url}/_emulator/requests", emulator)
-        port = free_port()
-        self.server_url = f"http://127.0.0.1:{port}"
-        self.key = generate_key()
-        self.database_url = f"sqlite:///{self.tmp / 'data' / 'bench.db'}"
+        self.emulator = self.spawn(["-m", "bench.run", "--serve-emulator", str(port)])
+        wait_healthy(f"{self.emulator_url}/_emulator/requests", self.emulator)
+
+    def start_server(self, cap: int = DEFAULT_CAP) -> None:
+        from vapi_calendar.oauth.vault import generate_key
+
+        if not self.server_port:
+            self.server_port = free_port()
+            self.server_url = f"http://127.0.0.1:{self.server_port}"
+            self.key = generate_key()
+            self.database_url = f"sqlite:///{self.tmp / 'data' / 'bench.db'}"
         env = {
             "DATABASE_URL": self.database_url,
             "PUBLIC_URL": self.server_url,
@@ -287,22 +351,42 @@ class Bench:
             "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
             "GOOGLE_EMULATOR_URL": self.emulator_url,
             "BACKGROUND_REFRESH_SECONDS": str(BACKGROUND_REFRESH_SECONDS),
+            "MAX_CONCURRENT_CALLS_PER_USER": str(cap),
             "LOG_LEVEL": "info",
         }
-        self.server = self.spawn(
-            ["-m", "vapi_calendar.server.cli", "serve", "--port", str(port)], env
-        )
+        args = ["-m", "vapi_calendar.server.cli", "serve", "--port", str(self.server_port)]
+        self.server = self.spawn(args, env)
         wait_healthy(f"{self.server_url}/healthz", self.server)
 
-    def start_baseline(self) -> None:
-        port = free_port()
-        self.baseline_url = f"http://127.0.0.1:{port}"
-        token = self.tokens["bench0@example.com"]
-        args = ["-m", "bench.baseline", "--port", str(port), "--emulator", self.emulator_url]
-        process = self.spawn([*args, "--token", token])
-        wait_healthy(f"{self.baseline_url}/webhook", process)
+    def stop_server(self) -> None:
+        assert self.server is not None
+        self.server.send_signal(signal.SIGTERM)
+        self.server.wait(timeout=30)
 
+    def start_baselines(self) -> None:
+        token = self.direct_tokens["freebusy"]
+        for client in ("aiohttp", "httpx"):
+            port = free_port()
+            self.baseline_urls[client] = f"http://127.0.0.1:{port}"
+            args = ["-m", "bench.baseline", "--client", client, "--port", str(port)]
+            process = self.spawn([*args, "--emulator", self.emulator_url, "--token", token])
+            self.baselines[client] = process
+            wait_healthy(f"{self.baseline_urls[client]}/stats", process)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    # -- users ----------------------------------------------------------------------------------
     async def setup_users(self) -> None:
+        """200 users (assistants asst0..199), one single-tenant user, fresh single-tenant
+        bookers, and two Google accounts the bench itself talks to."""
         from vapi_calendar.emulator.control import EmulatorControl
         from vapi_calendar.oauth.grants import seal
         from vapi_calendar.oauth.vault import TokenVault
@@ -312,24 +396,24 @@ class Bench:
         vault = TokenVault.from_setting(self.key)
         store = store_from_url(self.database_url)
         await store.open()
-        first = datetime.now(ZoneInfo(TZ)).date() + timedelta(days=2)
+        first = datetime.now(ZoneInfo(TZ)).date() + timedelta(days=1)
+        # 57 days: the last slot ends well inside the default 60-day booking horizon.
+        slots = weekday_slots(first, 57)
+        users = [(f"user{i}", f"asst{i}", i % 4 == 3) for i in range(USERS)]
+        users.append(("solo", "solo", False))
+        bookers = range(self.solo_bookers_wanted)
+        users += [(f"solobook{k}", f"solobook{k}", False) for k in bookers]
         auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
         with EmulatorControl(self.emulator_url) as control:
             async with httpx.AsyncClient(base_url=self.server_url, headers=auth) as admin:
-                # the last two: direct-to-Google accounts for freeBusy and for inserts (kept
-                # apart so freeBusy never scans thousands of inserted events)
-                for i in range(USERS + 2):
-                    email = f"bench{i}@example.com"
+                for user, assistant, short in users:
+                    email = f"{user}@example.com"
                     control.create_account(email, timezone=TZ)
-                    expires = SHORT_TOKEN_SECONDS if i % 4 == 3 else 3600
+                    expires = SHORT_TOKEN_SECONDS if short else 3600
                     minted = control.mint_tokens(email, CLIENT_ID, SCOPES, expires_in=expires)
-                    self.tokens[email] = minted["access_token"]
-                    if i >= USERS:
-                        continue
-                    user = f"user{i}"
                     r = await admin.post("/api/users", json={"id": user, "timezone": TZ})
                     r.raise_for_status()
-                    r = await admin.put(f"/api/assistants/asst{i}", json={"userId": user})
+                    r = await admin.put(f"/api/assistants/{assistant}", json={"userId": user})
                     r.raise_for_status()
                     grant = Grant(
                         minted["access_token"],
@@ -338,334 +422,442 @@ class Bench:
                         tuple(minted["scope"].split()),
                     )
                     await store.save_connection(seal(vault, user, grant, email=email, subject=None))
-                    self.assistants.append(f"asst{i}")
-                    self.slots[f"asst{i}"] = weekday_slots(first, 40)
+                    self.slots[assistant] = list(slots)
+                    self.next_slot[assistant] = 0
+                    if user.startswith("user"):
+                        self.assistants.append(assistant)
+                    elif user.startswith("solobook"):
+                        self.solo_bookers.append(assistant)
+                # Kept apart so that freeBusy never scans the thousands of direct inserts.
+                for purpose in ("freebusy", "insert"):
+                    email = f"direct-{purpose}@example.com"
+                    control.create_account(email, timezone=TZ)
+                    minted = control.mint_tokens(email, CLIENT_ID, SCOPES, expires_in=3600)
+                    self.direct_tokens[purpose] = minted["access_token"]
         await store.close()
 
-    # -- request makers ---------------------------------------------------------------------
-    def next_id(self) -> int:
+    # -- plans ----------------------------------------------------------------------------------
+    def call_id(self) -> str:
         self.seq += 1
-        return self.seq
+        return f"bench{self.seq:07d}"
 
-    def webhook(self, tool: str) -> Maker:
-        headers = {"x-vapi-secret": VAPI_SECRET, "content-type": "application/json"}
-        url = f"{self.server_url}/vapi/webhook"
+    def plan(self, spec: Spec, n: int) -> Plan:
+        if spec.target == "google":
+            return self.google_plan(spec.kind, n)
+        if spec.target in ("aiohttp", "httpx"):
+            return self.baseline_plan(n)
+        tool = "checkAvailability" if spec.kind == "availability" else "scheduleAppointment"
+        kind = spec.kind
+        bodies = []
+        if spec.tenancy == "multi":
+            for i in range(n):
+                assistant = self.assistants[i % len(self.assistants)]
+                bodies.append(self.webhook_body(tool, assistant, book=kind == "booking"))
+        elif kind == "availability":
+            for _ in range(n):
+                bodies.append(self.webhook_body(tool, "solo", book=False, rotate=True))
+        else:
+            assistant = self.solo_bookers.pop(0)
+            n = min(n, SOLO_BOOKINGS_MAX)
+            bodies = [self.webhook_body(tool, assistant, book=True) for _ in range(n)]
+        return Plan("POST", "/vapi/webhook", kind, WEBHOOK_HEADERS, bodies)
 
-        async def make(client: httpx.AsyncClient, n: int) -> tuple[bool, str | None]:
-            assistant = self.assistants[n % len(self.assistants)]
-            call_id = f"c{self.next_id()}"
-            if tool == "scheduleAppointment":
-                arguments = {"startDateTime": self.slots[assistant].pop(0)}
-            else:
-                arguments = {"startDateTime": self.slots[assistant][0]}
-            response = await client.post(
-                url, content=tool_body(call_id, assistant, tool, arguments), headers=headers
-            )
-            if response.status_code != 200:
-                return False, f"HTTP {response.status_code}"
-            (result,) = response.json()["results"]
-            if "error" in result:
-                return False, result["error"]
-            if tool == "scheduleAppointment" and '"booked":true' not in result["result"]:
-                return False, result["result"][:120]
-            return True, None
+    def webhook_body(self, tool: str, assistant: str, *, book: bool, rotate: bool = False) -> bytes:
+        """A new free slot for a booking; the next free slot as the question otherwise."""
+        slots, at = self.slots[assistant], self.next_slot[assistant]
+        if at >= len(slots):
+            raise RuntimeError(f"{assistant} has no free slot left; lower the booking counts")
+        if book or rotate:
+            self.next_slot[assistant] = (at + 1) % len(slots) if rotate else at + 1
+        return tool_body(self.call_id(), assistant, tool, {"startDateTime": slots[at]})
 
-        return make
+    def baseline_plan(self, n: int) -> Plan:
+        bodies = []
+        for i in range(n):
+            assistant = self.assistants[i % len(self.assistants)]
+            slot = self.slots[assistant][self.next_slot[assistant]]
+            time_min, time_max = freebusy_window(slot)
+            arguments = {"startDateTime": slot, "timeMin": time_min, "timeMax": time_max}
+            bodies.append(tool_body(self.call_id(), assistant, "checkAvailability", arguments))
+        headers = {"content-type": "application/json"}
+        return Plan("POST", "/webhook", "availability", headers, bodies)
 
-    def baseline(self) -> Maker:
-        start = datetime.now(UTC) + timedelta(days=3)
-        arguments = {
-            "timeMin": start.isoformat(),
-            "timeMax": (start + timedelta(hours=3)).isoformat(),
+    def google_plan(self, kind: str, n: int) -> Plan:
+        """The Calendar requests themselves, as the server sends them, straight to Google."""
+        headers = {
+            "authorization": f"Bearer {self.direct_tokens[kind]}",
+            "content-type": "application/json",
         }
-        body = tool_body("b", "asst0", "checkAvailability", arguments)
-        url = f"{self.baseline_url}/webhook"
-
-        async def make(client: httpx.AsyncClient, n: int) -> tuple[bool, str | None]:
-            response = await client.post(url, content=body)
-            return response.status_code == 200, f"HTTP {response.status_code}"
-
-        return make
-
-    def direct(self, kind: str) -> Maker:
-        """The Calendar request itself, straight to the emulator: Google's own time."""
-        email = f"bench{USERS if kind == 'freebusy' else USERS + 1}@example.com"
-        headers = {"authorization": f"Bearer {self.tokens[email]}"}
-        start = datetime.now(UTC) + timedelta(days=3)
-        base = f"{self.emulator_url}/calendar/v3"
-
-        async def make(client: httpx.AsyncClient, n: int) -> tuple[bool, str | None]:
+        slots = self.slots[self.assistants[0]]
+        bodies = []
+        for i in range(n):
+            slot = slots[i % len(slots)]
             if kind == "freebusy":
-                body = {
-                    "timeMin": start.isoformat(),
-                    "timeMax": (start + timedelta(hours=6)).isoformat(),
+                time_min, time_max = freebusy_window(slot)
+                body: dict[str, Any] = {
+                    "timeMin": time_min,
+                    "timeMax": time_max,
                     "timeZone": TZ,
                     "items": [{"id": "primary"}],
                 }
-                response = await client.post(f"{base}/freeBusy", json=body, headers=headers)
             else:
-                at = start + timedelta(minutes=30 * self.next_id())
+                start = datetime.fromisoformat(slot)
                 body = {
-                    "id": f"direct{self.seq:08d}",
-                    "summary": "x",
-                    "start": {"dateTime": at.isoformat()},
-                    "end": {"dateTime": (at + timedelta(minutes=30)).isoformat()},
+                    "id": f"direct{self.call_id()[5:]}",  # unique: a new call id each
+                    "summary": "Appointment",
+                    "description": "Booked by phone through the voice assistant.",
+                    "start": {"dateTime": slot, "timeZone": TZ},
+                    "end": {
+                        "dateTime": (start + timedelta(minutes=30)).isoformat(),
+                        "timeZone": TZ,
+                    },
+                    "extendedProperties": {"private": {"createdBy": "bench"}},
                 }
-                response = await client.post(
-                    f"{base}/calendars/primary/events", json=body, headers=headers
-                )
-            return response.status_code == 200, f"HTTP {response.status_code}"
+            bodies.append(json.dumps(body, separators=(",", ":")).encode())
+        if kind == "freebusy":
+            return Plan("POST", "/calendar/v3/freeBusy", "plain", headers, bodies)
+        path = "/calendar/v3/calendars/primary/events?sendUpdates=none"
+        return Plan("POST", path, "plain", headers, bodies)
 
-        return make
-
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+    # -- measuring ------------------------------------------------------------------------------
+    def our_cpu(self) -> float:
+        """CPU seconds of this process and every process it started that is still running."""
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        total_seconds = own.ru_utime + own.ru_stime
         for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            if process.poll() is None:
+                with contextlib.suppress(OSError):  # it ended just now
+                    total_seconds += cpu_seconds(process.pid)
+        return total_seconds
 
+    def target(self, spec: Spec) -> tuple[str, int]:
+        if spec.target == "google":
+            assert self.emulator is not None
+            return self.emulator_url, self.emulator.pid
+        if spec.target == "server":
+            assert self.server is not None
+            return self.server_url, self.server.pid
+        return self.baseline_urls[spec.target], self.baselines[spec.target].pid
 
-async def run_phase(
-    bench: Bench, latency: int, concurrency: int, counts: dict[str, int], profile: bool
-) -> dict[str, Any]:
-    from vapi_calendar.emulator.control import EmulatorControl
+    def answered(self, spec: Spec) -> tuple[float, float]:
+        """(calls answered so far, calls in flight) as the target counts them."""
+        if spec.target == "server":
+            samples = scrape(self.server_url)
+            calls = total(samples, "vapi_calendar_tool_calls_total")
+            return calls, samples.get(("vapi_calendar_tool_calls_in_flight", ""), 0.0)
+        if spec.target in ("aiohttp", "httpx"):
+            stats = httpx.get(f"{self.baseline_urls[spec.target]}/stats", timeout=10).json()
+            return stats["answered"], stats["in_flight"]
+        return 0.0, 0.0
 
-    result: dict[str, Any] = {"latency_ms": latency, "concurrency": concurrency, "series": {}}
-    with EmulatorControl(bench.emulator_url) as control:
-        plan = [
-            ("google freeBusy", bench.direct("freebusy"), counts["direct"]),
-            ("google insert", bench.direct("insert"), counts["booking"]),
-            ("baseline", bench.baseline(), counts["baseline"]),
-            ("checkAvailability", bench.webhook("checkAvailability"), counts["availability"]),
-            ("scheduleAppointment", bench.webhook("scheduleAppointment"), counts["booking"]),
-        ]
-        for name, make, n in plan:
+    async def drain(self, spec: Spec) -> None:
+        """Wait for calls a time-capped generator left behind (they still cost CPU)."""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.answered(spec)[1] == 0:
+                return
+            await asyncio.sleep(0.1)
+
+    async def run_series(
+        self, spec: Spec, latency: int, concurrency: int, n: int, cap_seconds: float
+    ) -> dict[str, Any]:
+        from vapi_calendar.emulator.control import EmulatorControl
+
+        url, pid = self.target(spec)
+        plan = self.plan(spec, n)
+        with EmulatorControl(self.emulator_url) as control:
             control.reset_requests()
-            before = scrape(bench.server_url)
-            spy = None
-            if profile and concurrency > 1 and name == "checkAvailability":
-                spy = start_profile(bench, f"profile-{latency}ms-c{concurrency}")
-            series = await drive(name, make, n, concurrency)
-            if spy is not None:
-                stop_profile(spy)
-            after = scrape(bench.server_url)
-            requests = control.requests()
-            calendar = sum(v for k, v in requests.items() if not k.startswith("token"))
-            entry = {
-                "count": series.count,
-                "errors": series.errors,
-                "sample_error": series.sample_error,
-                "seconds": round(series.seconds, 2),
-                "throughput": round(series.throughput, 1),
-                "p50_ms": round(series.p(50), 2),
-                "p95_ms": round(series.p(95), 2),
-                "p99_ms": round(series.p(99), 2),
-                "mean_ms": round(statistics.fmean(series.latencies) * 1000, 2)
-                if series.latencies
-                else None,
-            }
-            if name in ("checkAvailability", "scheduleAppointment"):
-                refresh = "vapi_calendar_token_refreshes_total"
-                entry.update(
-                    google_requests_per_call=round(calendar / max(1, series.count), 3),
-                    google_requests=requests,
-                    hot_path_refreshes=total(after, refresh, path="call")
-                    - total(before, refresh, path="call"),
-                    background_refreshes=total(after, refresh, path="background")
-                    - total(before, refresh, path="background"),
-                    loop_lag_max_ms_at_most=lag_bound_ms(before, after),
-                    server_rss_mib=round(rss_kib(bench.server.pid)["VmRSS"] / 1024, 1),
-                )
-            result["series"][name] = entry
-            print(
-                f"  {latency:>3} ms  c={concurrency:<3} {name:<20} "
-                f"n={series.count:<5} p50={entry['p50_ms']:>7} p99={entry['p99_ms']:>8} "
-                f"{entry['throughput']:>7}/s errors={series.errors}",
-                flush=True,
+            metrics_before = scrape(self.server_url) if spec.target == "server" else {}
+            calls_before, _ = self.answered(spec)
+            cpu_before = cpu_seconds(pid)
+            machine_before, ours_before, wall_before = (
+                machine_busy(),
+                self.our_cpu(),
+                time.monotonic(),
             )
-    return result
+            load = await run_load(
+                url, plan, concurrency, cap_seconds, self.tmp, use_wrk=self.use_wrk
+            )
+            complete = load.answered == len(plan.bodies)
+            if not complete:
+                await self.drain(spec)
+            cpu = cpu_seconds(pid) - cpu_before
+            machine, wall = machine_busy() - machine_before, time.monotonic() - wall_before
+            ours = self.our_cpu() - ours_before + (load.cpu_seconds if self.use_wrk else 0.0)
+            calls_after, _ = self.answered(spec)
+            requests = control.requests()
+        calls = calls_after - calls_before if spec.target != "google" else load.answered
+        entry = summarise(spec, load, latency, concurrency, len(plan.bodies), cap_seconds)
+        calendar = sum(v for k, v in requests.items() if not k.startswith("token"))
+        entry.update(
+            # CPU that processes other than the bench's used meanwhile, in cores: other work on
+            # the machine competes for the same 2 cores and makes every figure worse.
+            other_load_cores=round(max(0.0, machine - ours) / wall, 2),
+            calls_answered=int(calls),
+            cpu_ms_per_call=round(1000 * cpu / calls, 3) if calls else None,
+            google_requests=requests,
+            google_requests_per_call=round(calendar / calls, 3) if calls else None,
+            rss_mib=round(rss_kib(pid)["VmRSS"] / 1024, 1),
+        )
+        if spec.target == "server":
+            after = scrape(self.server_url)
+            refreshes = "vapi_calendar_token_refreshes_total"
+            lag, exact = max_lag_ms(metrics_before, after)
+            entry.update(
+                hot_path_refreshes=int(delta(metrics_before, after, refreshes, path="call")),
+                background_refreshes=int(
+                    delta(metrics_before, after, refreshes, path="background")
+                ),
+                max_loop_lag_ms=round(lag, 1),
+                max_loop_lag_exact=exact,
+            )
+        print(report.progress_line(entry), flush=True)
+        return entry
+
+    async def warm_up(self, *, baselines: bool) -> None:
+        """Not measured: every Google worker thread builds its service and connection."""
+        warm = [Spec("warm-up", "server", "availability", "multi")]
+        warm.append(Spec("warm-up", "server", "booking", "multi"))
+        if baselines:
+            warm += [Spec("warm-up", "aiohttp", "baseline"), Spec("warm-up", "httpx", "baseline")]
+        for spec in warm:
+            n = 100 if spec.kind == "booking" else 300
+            url, _ = self.target(spec)
+            await run_load(url, self.plan(spec, n), 50, 10, self.tmp, use_wrk=self.use_wrk)
 
 
-# -- profiling (optional: py-spy) ----------------------------------------------------------------
-def start_profile(bench: Bench, name: str) -> tuple[subprocess.Popen[bytes], Path] | None:
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not Path(spy).exists():
-        print("  (py-spy not installed: pip install py-spy to profile)")
-        return None
-    out = bench.tmp / f"{name}.txt"
+# Columns that are the median of the repetitions; counts add up; the loop lag is the worst.
+MEDIANS = (
+    "seconds",
+    "throughput",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "max_ms",
+    "generator_cpu_ms_per_call",
+    "other_load_cores",
+    "cpu_ms_per_call",
+    "google_requests_per_call",
+    "rss_mib",
+)
+SUMS = (
+    "planned",
+    "answered",
+    "booked",
+    "refused",
+    "errors",
+    "calls_answered",
+    "hot_path_refreshes",
+    "background_refreshes",
+)
+
+
+def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row for the repetitions of a series: medians, sums and the worst loop lag."""
+    if len(runs) == 1:
+        return runs[0]
+    entry = dict(runs[0])
+    for key in MEDIANS:
+        values = [r[key] for r in runs if r.get(key) is not None]
+        if values:
+            entry[key] = round(statistics.median(values), 3)
+    for key in SUMS:
+        if key in entry:
+            entry[key] = sum(r[key] for r in runs)
+    for key in ("outcomes", "error_sentences", "google_requests"):
+        merged: Counter[str] = Counter()
+        for r in runs:
+            merged.update(r.get(key) or {})
+        entry[key] = dict(merged)
+    if "max_loop_lag_ms" in entry:
+        worst = max(runs, key=lambda r: (r["max_loop_lag_ms"], not r["max_loop_lag_exact"]))
+        entry["max_loop_lag_ms"] = worst["max_loop_lag_ms"]
+        entry["max_loop_lag_exact"] = worst["max_loop_lag_exact"]
+    entry["time_capped"] = any(r["time_capped"] for r in runs)
+    entry["sample_error"] = next((r["sample_error"] for r in runs if r["sample_error"]), None)
+    for key in ("throughput", "cpu_ms_per_call"):
+        values = [r[key] for r in runs if r.get(key) is not None]
+        if values:
+            entry[f"{key}_range"] = [min(values), max(values)]
+    entry["repetitions"] = runs
+    return entry
+
+
+def summarise(
+    spec: Spec, load: Load, latency: int, concurrency: int, planned: int, cap: float
+) -> dict[str, Any]:
+    latencies = load.latencies
+    classes = load.classes
+    errors = sum(v for k, v in classes.items() if k not in SUCCESS and k != "refused")
+    return {
+        "name": spec.name,
+        "target": spec.target,
+        "kind": spec.kind,
+        "tenancy": spec.tenancy,
+        "cap": spec.cap,
+        "latency_ms": latency,
+        "concurrency": concurrency,
+        "generator": load.generator,
+        "planned": planned,
+        "answered": load.answered,
+        "time_capped": load.answered < planned,
+        "cap_seconds": cap,
+        "seconds": round(load.seconds, 2),
+        "throughput": round(load.throughput, 1),
+        "p50_ms": round(pct(latencies, 50) * 1000, 2),
+        "p95_ms": round(pct(latencies, 95) * 1000, 2),
+        "p99_ms": round(pct(latencies, 99) * 1000, 2),
+        "max_ms": round(max(latencies, default=float("nan")) * 1000, 2),
+        "booked": classes.get("booked", 0),
+        "refused": classes.get("refused", 0),
+        "errors": errors + load.transport_errors,
+        "outcomes": dict(classes),
+        "error_sentences": dict(load.error_sentences),
+        "sample_error": load.sample,
+        "generator_cpu_ms_per_call": round(1000 * load.cpu_seconds / load.answered, 3)
+        if load.answered
+        else None,
+    }
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    began = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix="vapi-bench-"))
+    use_wrk = wrk_available() and not args.python_load
+    if not use_wrk:
+        print(
+            "note: wrk is not installed (apt-get install wrk), so the load comes from the Python "
+            "generator, which competes with the server for the 2 cores: throughput figures are "
+            "lower than with wrk and not comparable to the committed ones."
+        )
+    bench = Bench(tmp, use_wrk, solo_bookers_wanted=SOLO_BOOKING_SERIES * args.repeat)
+    scale = 10 if args.quick else 1
+    cap_seconds = 5.0 if args.quick else SERIES_CAP_SECONDS
+    series: list[dict[str, Any]] = []
+    meta: dict[str, Any] = {}
+    try:
+        bench.start_emulator()
+        bench.start_server()
+        print(f"server {bench.server_url}, emulator {bench.emulator_url}; setting up users")
+        await bench.setup_users()
+        bench.start_baselines()
+        from vapi_calendar.emulator.control import EmulatorControl
+
+        assert bench.server is not None
+        start_metrics = scrape(bench.server_url)
+
+        def counts(latency: int, concurrency: int) -> dict[str, int]:
+            return {
+                k: max(2 * concurrency, v // scale)
+                for k, v in COUNTS[(latency, concurrency)].items()
+            }
+
+        for latency in LATENCIES:
+            with EmulatorControl(bench.emulator_url) as control:
+                control.clear_faults()
+                control.set_latency(latency)
+            await bench.warm_up(baselines=True)
+            for concurrency in CONCURRENCY:
+                for spec in specs_for(concurrency):
+                    n = counts(latency, concurrency)[spec.kind]
+                    runs = [
+                        await bench.run_series(spec, latency, concurrency, n, cap_seconds)
+                        for _ in range(args.repeat)
+                    ]
+                    series.append(merge(runs))
+                    profiled = spec.tenancy == "multi" and spec.kind == "availability"
+                    if args.profile and concurrency > 1 and profiled:
+                        await profile_pass(bench, spec, latency, concurrency, n, cap_seconds)
+        end_metrics, refreshes = scrape(bench.server_url), "vapi_calendar_token_refreshes_total"
+        meta["hot_path_refreshes"] = delta(start_metrics, end_metrics, refreshes, path="call")
+        meta["background_refreshes"] = delta(
+            start_metrics, end_metrics, refreshes, path="background"
+        )
+        meta["max_loop_lag_ms"] = round(
+            end_metrics.get(("vapi_calendar_event_loop_lag_max_seconds", ""), 0.0) * 1000, 1
+        )
+        meta["peak_rss_mib"] = round(rss_kib(bench.server.pid)["VmHWM"] / 1024, 1)
+        # One whole background-refresh interval, so the window holds exactly one round.
+        idle_before, idle_at = cpu_seconds(bench.server.pid), time.monotonic()
+        await asyncio.sleep(BACKGROUND_REFRESH_SECONDS)
+        idle_ms_per_s = (
+            1000 * (cpu_seconds(bench.server.pid) - idle_before) / (time.monotonic() - idle_at)
+        )
+
+        # The per-user cap is read at start: the raised-cap rows need their own server.
+        bench.stop_server()
+        bench.start_server(cap=RAISED_CAP)
+        for latency in LATENCIES:
+            with EmulatorControl(bench.emulator_url) as control:
+                control.set_latency(latency)
+            await bench.warm_up(baselines=False)
+            for spec in raised_cap_specs():
+                n = counts(latency, 50)[spec.kind]
+                runs = [
+                    await bench.run_series(spec, latency, 50, n, cap_seconds)
+                    for _ in range(args.repeat)
+                ]
+                series.append(merge(runs))
+        meta.update(
+            machine=machine(),
+            python=platform.python_version(),
+            date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            commit=git_commit(),
+            users=USERS,
+            generator="wrk" if use_wrk else "python",
+            wrk=wrk_version() if use_wrk else None,
+            cap_seconds=cap_seconds,
+            quick=args.quick,
+            repeat=args.repeat,
+            idle_server_cpu_ms_per_s=round(idle_ms_per_s, 2),
+            seconds=round(time.monotonic() - began),
+        )
+    finally:
+        bench.stop()
+    results = {"meta": meta, "series": series}
+    before = json.loads(BEFORE.read_text()) if BEFORE.exists() else None
+    table = report.render(results, before)
+    print()
+    print(table)
+    if args.quick:
+        out = tmp / "results.json"
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"\n(quick run: nothing committed is rewritten; results in {out})")
+    else:
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        report.write_readme("results", table)
+        written = ["bench/README.md", "bench/results.json"]
+        if args.record_before:
+            BEFORE.write_text(json.dumps(results, indent=2) + "\n")
+            report.write_readme("before", report.render(results, None, targets=False))
+            written.append("bench/before.json")
+        print(f"\nwritten to {', '.join(written)}")
+    if args.keep:
+        print(f"logs kept in {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def profile_pass(
+    bench: Bench, spec: Spec, latency: int, concurrency: int, n: int, cap_seconds: float
+) -> None:
+    """The same series again under py-spy, not measured (sampling slows the server)."""
     assert bench.server is not None
-    process = subprocess.Popen(  # noqa: S603
-        [
-            spy,
-            "record",
-            "--pid",
-            str(bench.server.pid),
-            "--format",
-            "raw",
-            "--rate",
-            "250",
-            "--threads",
-            "--gil",  # only samples holding the GIL: where Python CPU goes
-            "--nonblocking",
-            "--output",
-            str(out),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return process, out
-
-
-def stop_profile(spy: tuple[subprocess.Popen[bytes], Path] | None) -> None:
+    name = f"profile-availability-{latency}ms-c{concurrency}"
+    spy = profiling.start(bench.server.pid, bench.tmp / f"{name}.raw")
     if spy is None:
         return
-    process, out = spy
-    process.send_signal(signal.SIGINT)
-    process.wait(timeout=30)
-    target = ROOT / "bench" / out.name
-    summarize_profile(out, target)
-    print(f"  profile written to {target.relative_to(ROOT)}")
-
-
-def summarize_profile(raw: Path, target: Path, top: int = 25) -> None:
-    """py-spy raw (collapsed stacks) → where the server's CPU goes, by package and function."""
-    own: dict[str, int] = {}
-    inclusive: dict[str, int] = {}
-    packages: dict[str, int] = {}
-    samples = 0
-    for line in raw.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack:
-            continue
-        count = int(count_text)
-        frames = stack.split(";")
-        if any("idle" in f for f in frames[:1]):
-            continue
-        samples += count
-        leaf = frames[-1]
-        own[leaf] = own.get(leaf, 0) + count
-        package = _package(leaf)
-        packages[package] = packages.get(package, 0) + count
-        for frame in set(frames[1:]):
-            inclusive[frame] = inclusive.get(frame, 0) + count
-    lines = [
-        f"# {target.stem}: {samples} busy samples (py-spy --gil, 250 Hz)",
-        "",
-    ]
-    lines.append("## own time by package")
-    for name, count in sorted(packages.items(), key=lambda kv: -kv[1])[:15]:
-        lines.append(f"{100 * count / max(1, samples):5.1f}%  {name}")
-    lines.append("")
-    lines.append("## own time by function")
-    for name, count in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
-        lines.append(f"{100 * count / max(1, samples):5.1f}%  {name}")
-    lines.append("")
-    lines.append("## inclusive time (selected project and library entry points)")
-    keys = (
-        "execute (googleapiclient",
-        "_run_tool",
-        "credentials_for",
-        "vapi_webhook",
-        "request (httplib2",
-        "method (googleapiclient",
-        "busy (tools",
-        "hold_lease",
-        "get_record",
-        "put_record",
-        "acquire_lease",
-        "format (server/logs",
-        "AuthorizedHttp",
+    url, _ = bench.target(spec)
+    load = await run_load(
+        url, bench.plan(spec, n), concurrency, cap_seconds, bench.tmp, use_wrk=bench.use_wrk
     )
-    for name, count in sorted(inclusive.items(), key=lambda kv: -kv[1]):
-        if any(k in name for k in keys):
-            lines.append(f"{100 * count / max(1, samples):5.1f}%  {name}")
-    target.write_text("\n".join(lines) + "\n")
-
-
-def _package(frame: str) -> str:
-    match = re.search(r"\(([^)]*?)(?::\d+)?\)$", frame)
-    path = match.group(1) if match else frame
-    if "site-packages/" in path:
-        return path.split("site-packages/")[1].split("/")[0]
-    if "/lib/python3" in path:
-        return "stdlib:" + path.rsplit("/", 1)[-1]
-    return path.split("/")[0] if "/" in path else path
-
-
-# -- report ---------------------------------------------------------------------------------------
-def report(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    rows = []
-    head = (
-        "| Google latency | conc. | series | n | p50 ms | p95 ms | p99 ms | req/s | "
-        "overhead p50 / p99 ms | vs baseline (thr. / p50 over.) | Google req/call | "
-        "hot-path refreshes | max loop lag | RSS MiB |"
+    target = ROOT / "bench" / f"{name}.txt"
+    title = (
+        f"checkAvailability, 200 users, Google latency {latency} ms, concurrency {concurrency}, "
+        f"{load.answered} calls at {load.throughput:.0f}/s while sampled"
     )
-    rows.append(head)
-    rows.append("|" + "---|" * (head.count("|") - 1))
-    for phase in results:
-        s = phase["series"]
-        fb, ins, base = s["google freeBusy"], s["google insert"], s["baseline"]
-        for name in ("baseline", "checkAvailability", "scheduleAppointment"):
-            e = s[name]
-            if name == "scheduleAppointment":
-                g50, g99 = fb["p50_ms"] + ins["p50_ms"], fb["p99_ms"] + ins["p99_ms"]
-            else:
-                g50, g99 = fb["p50_ms"], fb["p99_ms"]
-            over = f"{e['p50_ms'] - g50:.1f} / {e['p99_ms'] - g99:.1f}"
-            if name == "baseline":
-                ratio = "1.00 / -"
-                extra = "| 1 | - | - | - |"
-            else:
-                base_over = base["p50_ms"] - fb["p50_ms"]
-                ratio = (
-                    f"{e['throughput'] / base['throughput']:.2f} / "
-                    f"{(e['p50_ms'] - g50) - base_over:+.1f} ms"
-                )
-                extra = (
-                    f"| {e['google_requests_per_call']} | {int(e['hot_path_refreshes'])} "
-                    f"| ≤{e['loop_lag_max_ms_at_most']:g} ms | {e['server_rss_mib']} |"
-                )
-            err = f" ({e['errors']} err)" if e["errors"] else ""
-            rows.append(
-                f"| {phase['latency_ms']} ms | {phase['concurrency']} | {name}{err} | {e['count']} "
-                f"| {e['p50_ms']:.1f} | {e['p95_ms']:.1f} | {e['p99_ms']:.1f} "
-                f"| {e['throughput']:.0f} | {over} | {ratio} {extra}"
-            )
-    lines = [
-        f"Machine: {meta['machine']}; Python {meta['python']}; {meta['date']}; "
-        f"{meta['users']} users; run took {meta['seconds']:.0f} s.",
-        "",
-        *rows,
-        "",
-        "Google's own time (straight to the emulator from the load generator): "
-        + "; ".join(
-            f"{p['latency_ms']} ms/c={p['concurrency']}: freeBusy p50 "
-            f"{p['series']['google freeBusy']['p50_ms']:.1f} / p99 "
-            f"{p['series']['google freeBusy']['p99_ms']:.1f} ms, insert p50 "
-            f"{p['series']['google insert']['p50_ms']:.1f} ms"
-            for p in results
-        ),
-        f"Background refreshes during the run: {meta['background_refreshes']:.0f}; "
-        f"hot-path refreshes: {meta['hot_path_refreshes']:.0f}. "
-        f"Max event-loop lag (whole run): {meta['max_lag_ms']:.1f} ms. "
-        f"Peak server RSS: {meta['peak_rss_mib']:.1f} MiB.",
-    ]
-    return "\n".join(lines)
-
-
-def write_readme(table: str) -> None:
-    text = README.read_text() if README.exists() else ""
-    start, end = "<!-- results:start -->", "<!-- results:end -->"
-    block = f"{start}\n{table}\n{end}"
-    if start in text and end in text:
-        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _m: block, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n## Latest results\n\n" + block + "\n"
-    README.write_text(text)
+    profiling.stop(spy, target, title)
+    print(f"  profile written to {target.relative_to(ROOT)}", flush=True)
 
 
 def machine() -> str:
@@ -686,67 +878,58 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}"
 
 
-async def main_async(args: argparse.Namespace) -> None:
-    began = time.monotonic()
-    tmp = Path(tempfile.mkdtemp(prefix="vapi-bench-"))
-    bench = Bench(tmp)
-    results = []
-    try:
-        bench.start()
-        print(f"server {bench.server_url}, emulator {bench.emulator_url}; setting up {USERS} users")
-        await bench.setup_users()
-        bench.start_baseline()
-        start_metrics = scrape(bench.server_url)
-        from vapi_calendar.emulator.control import EmulatorControl
+# What the server runs: a change anywhere else (bench/, docs) does not make the commit "modified".
+APP = ("emulator", "oauth", "pipeline", "ports", "providers", "server", "stores", "support")
+APP += ("tools", "pyproject.toml")
 
-        for latency in (0, 100):
-            with EmulatorControl(bench.emulator_url) as control:
-                control.clear_faults()
-                control.set_latency(latency)
-            # warm up: every worker thread builds its service, connections open
-            await drive("warm-up", bench.webhook("checkAvailability"), 300, 50)
-            await drive("warm-up", bench.baseline(), 200, 50)
-            for concurrency in (1, 100):
-                counts = PHASES[(latency, concurrency)]
-                if args.quick:
-                    counts = {k: max(10, v // 10) for k, v in counts.items()}
-                results.append(await run_phase(bench, latency, concurrency, counts, args.profile))
-        end_metrics = scrape(bench.server_url)
-        assert bench.server is not None
-        refresh = "vapi_calendar_token_refreshes_total"
-        meta = {
-            "machine": machine(),
-            "python": platform.python_version(),
-            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "users": USERS,
-            "seconds": time.monotonic() - began,
-            "background_refreshes": total(end_metrics, refresh, path="background")
-            - total(start_metrics, refresh, path="background"),
-            "hot_path_refreshes": total(end_metrics, refresh, path="call")
-            - total(start_metrics, refresh, path="call"),
-            "max_lag_ms": end_metrics.get(("vapi_calendar_event_loop_lag_max_seconds", ""), 0)
-            * 1000,
-            "peak_rss_mib": rss_kib(bench.server.pid)["VmHWM"] / 1024,
-        }
-    finally:
-        bench.stop()
-    table = report(results, meta)
-    print()
-    print(table)
-    RESULTS.write_text(json.dumps({"meta": meta, "phases": results}, indent=2) + "\n")
-    if not args.quick:
-        write_readme(table)
-        print(f"\nwritten to {README.relative_to(ROOT)} and {RESULTS.relative_to(ROOT)}")
-    if args.keep:
-        print(f"logs kept in {tmp}")
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        dirty = subprocess.run(  # noqa: S603 - fixed arguments
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *APP],  # noqa: S607
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip() + (" (modified)" if dirty.stdout.strip() else "")
+
+
+def wrk_version() -> str:
+    out = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)  # noqa: S607
+    return (out.stdout or out.stderr).splitlines()[0].split(" Copyright")[0].strip()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a tenth of the requests; no README")
-    parser.add_argument("--profile", action="store_true", help="py-spy the server at c=100")
+    parser.add_argument(
+        "--quick", action="store_true", help="a tenth of the requests; rewrites nothing"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy the server during availability at c=50"
+    )
+    parser.add_argument(
+        "--record-before",
+        action="store_true",
+        help="also keep this run as the 'before optimisation' figures (bench/before.json)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="measure every series N times in a row and report per-column medians",
+    )
+    parser.add_argument("--python-load", action="store_true", help="use the Python generator")
     parser.add_argument("--keep", action="store_true", help="keep the processes' logs")
     parser.add_argument("--serve-emulator", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
