@@ -12,6 +12,7 @@ With `strict`, the schemas follow OpenAI's Structured Outputs rules (see
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from vapi_calendar.tools.arguments import ToolArguments
 
@@ -63,3 +64,14 @@ def _closed(schema: dict[str, Any]) -> dict[str, Any]:
     if isinstance(schema.get("items"), dict):
         _closed(schema["items"])
     return schema
+
+
+def public_base_url(server_url: str, *paths: str) -> str:
+    """This server's base URL, given as such or as one of its endpoint URLs (`paths`)."""
+    url = server_url.rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"not an absolute URL: {server_url!r}")
+    for path in paths:
+        url = url.removesuffix(path)
+    return url
