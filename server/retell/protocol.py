@@ -69,7 +69,9 @@ def parse_function_call(tool: str, body: bytes, headers: Mapping[str, str]) -> T
         raise MalformedRequest("body is not valid JSON") from None
     if not isinstance(document, dict):
         raise MalformedRequest("body must be a JSON object")
-    if isinstance(document.get("call"), dict) and "args" in document:
+    # No tool argument is called `call`: a call object means the default payload (whose `args`
+    # may be left out for a function without parameters).
+    if isinstance(document.get("call"), dict):
         return _full_request(tool, document)
     return _args_only(tool, document, headers)
 
@@ -92,7 +94,8 @@ def _full_request(tool: str, document: dict[str, Any]) -> ToolRequest:
     if agent_number:
         label = "call.to_number" if inbound else "call.from_number"
         identity.append(Link("retell", "phoneNumber", agent_number, label))
-    return _request(tool, fields.text(call.get("call_id")), caller, identity, document["args"])
+    arguments = document.get("args")
+    return _request(tool, fields.text(call.get("call_id")), caller, identity, arguments)
 
 
 def _args_only(tool: str, document: dict[str, Any], headers: Mapping[str, str]) -> ToolRequest:

@@ -119,3 +119,11 @@ def test_elevenlabs_falls_back_to_the_call_sid_and_ignores_empty_values() -> Non
     request = parse_tool_call("checkAvailability", json.dumps(body).encode())
     assert request.call.call_id == "CA1" and request.call.caller_number is None
     assert request.identity == ()
+
+
+def test_a_retell_call_without_args_has_no_arguments() -> None:
+    body = {"name": "findAppointments", "call": {"call_id": "c", "agent_id": "a"}}
+    request = parse_function_call("findAppointments", json.dumps(body).encode(), {})
+    (call,) = request.calls
+    assert dict(call.arguments) == {} and call.arguments_error is None
+    assert request.identity == (Link("retell", "agent", "a", "call.agent_id"),)
