@@ -248,12 +248,14 @@ def test_override_metadata_beats_the_assistant_link(app: App) -> None:
     app.create_user("bob", timezone="Europe/Berlin")
     app.link("asst_bob", "bob")
     app.connect_google("bob", "bob@example.com")
-    # The call comes from Bob's assistant, but the integrator's per-call override says Ana.
+    # The call comes from Bob's assistant, but the integrator's per-call override says Ana
+    # (with her call token, as the integrator's backend sets it).
+    metadata = {"userId": "ana", "userToken": app.call_token("ana")}
     result = app.call_tool(
         "checkAvailability",
         {"startDateTime": "2031-03-11T09:00:00"},
         assistant_id="asst_bob",
-        call={"assistantOverrides": {"metadata": {"userId": "ana"}}},
+        call={"assistantOverrides": {"metadata": metadata}},
     )
     assert result["timeZone"] == "America/New_York"
 
