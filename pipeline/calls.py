@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from vapi_calendar.ports.stores import LinkKind
 from vapi_calendar.tools.context import CallContext
 from vapi_calendar.tools.errors import ToolError
 
@@ -21,6 +24,24 @@ class ToolCall:
     arguments: Mapping[str, Any]
     # A sentence the assistant can say when the adapter could not read the arguments.
     arguments_error: str | None = None
+    # The platform sent no id for the call (Retell, ElevenLabs, MCP): `id` is `derived_call_id`
+    # of the conversation, the tool and the arguments, so a retry has the same id, and so
+    # does the same question asked again later in the conversation.
+    derived_id: bool = False
+
+
+def derived_call_id(platform: str, conversation_id: str, tool: str, arguments: Any) -> str:
+    """A stable tool call id for a platform that sends none: the same conversation, tool and
+    arguments (compared as canonical JSON: key order and spacing do not matter) give the same
+    id, so a retried request is answered once."""
+    canonical = json.dumps(
+        [platform, conversation_id, tool, arguments],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+    return "derived-" + hashlib.sha256(canonical.encode()).hexdigest()[:40]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,21 +56,29 @@ class Claim:
     token: str | None = field(default=None, repr=False)
 
 
-# What an integrator can link to a user with the admin API: a Vapi assistant id, or the id of
-# a Vapi phone number (one number per customer is a common set-up).
-LinkKind = Literal["assistant", "phoneNumber"]
-
-
 @dataclass(frozen=True, slots=True)
 class Link:
-    """An id the integrator may have linked to a user; `source` says where it was found."""
+    """An id the integrator may have linked to a user with the admin API: a platform's agent
+    (a Vapi assistant, a Retell or ElevenLabs agent) or one of its phone numbers (Vapi's by id,
+    the others' by number: one number per customer is a common set-up). `source` says where
+    it was found."""
 
+    platform: str
     kind: LinkKind
     id: str
     source: str
 
 
-IdentitySource = Claim | Link
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """A user the adapter proved itself before anything ran (an MCP API key, which belongs to
+    exactly one user): trusted as it is."""
+
+    source: str
+    user_id: str
+
+
+IdentitySource = Claim | Link | Authenticated
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from vapi_calendar.pipeline.calls import Claim, IdentitySource, Link
+from vapi_calendar.pipeline.calls import Authenticated, Claim, IdentitySource
 from vapi_calendar.ports.identity import IdentityProofs
 from vapi_calendar.ports.stores import LinkStore, User, UserStore
 from vapi_calendar.tools.errors import UserNotLinked
@@ -31,9 +31,13 @@ async def resolve_user(
     one is refused, not skipped, so a forged id never falls through to a stored link quietly.
     A user named in metadata that does not exist is an integrator's misconfiguration and is
     reported, never silently replaced by a later source; a stored link whose user is gone is
-    skipped.
+    skipped. A user an adapter authenticated (an API key) is taken as it is.
     """
     for source in sources:
+        if isinstance(source, Authenticated):
+            if (user := await users.get_user(source.user_id)) is None:
+                raise UserNotLinked(MISSING_USER)
+            return user
         if isinstance(source, Claim):
             if proofs is not None and not (
                 source.token and proofs.valid(source.user_id, source.token)
@@ -47,14 +51,8 @@ async def resolve_user(
             if user is None:
                 raise UserNotLinked(MISSING_USER)
             return user
-        if isinstance(source, Link):
-            user_id = await _linked_user(source, links)
+        else:
+            user_id = await links.linked_user(source.platform, source.kind, source.id)
             if user_id and (user := await users.get_user(user_id)) is not None:
                 return user
     raise UserNotLinked()
-
-
-async def _linked_user(link: Link, links: LinkStore) -> str | None:
-    if link.kind == "assistant":
-        return await links.user_for_assistant(link.id)
-    return await links.user_for_phone_number(link.id)

@@ -150,7 +150,11 @@ class ToolPipeline:
             call.id,
             retention_seconds=self._limits.answer_retention_seconds,
         )
-        if tool.answer_key and (recorded := await answers.recorded()) is not None:
+        # An id derived from the arguments is also the id of the same question asked again
+        # later in the conversation: only a tool that needs its answer to stay idempotent
+        # (a booking) answers from the record then; the others simply run again.
+        keeps_answer = tool.answer_key is not None and not (call.derived_id and tool.idempotent)
+        if keeps_answer and (recorded := await answers.recorded()) is not None:
             return recorded
         calendar = await self._calendars.open(user.id)
         context = ToolContext(
@@ -173,6 +177,6 @@ class ToolPipeline:
                 result = await tool.run(context, args)
         except WaitTimeout:
             raise UserBusy() from None
-        if tool.answer_key and not answers.settled:
+        if keeps_answer and not answers.settled:
             result = await answers.record(result)
         return result

@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 CONNECTED = "connected"
 NEEDS_RECONNECT = "needs_reconnect"
@@ -99,33 +99,79 @@ class UserStore(abc.ABC):
 
     @abc.abstractmethod
     async def delete_user(self, user_id: str) -> bool:
-        """Delete the user and everything it owns: links, connection, pending consents, and
-        the leases and records stored with `owner=user_id`; where the backend allows, leave
-        none of their text readable in its files. True when the user existed."""
+        """Delete the user and everything it owns: links, API keys, connection, pending
+        consents, and the leases and records stored with `owner=user_id`; where the backend
+        allows, leave none of their text readable in its files. True when the user existed."""
+
+
+# Whom a platform's agent (a Vapi assistant, a Retell or ElevenLabs agent) or one of its phone
+# numbers acts for. Ids are the platform's own: Vapi names its phone numbers by an id, Retell
+# and ElevenLabs by the number itself (E.164).
+LinkKind = Literal["agent", "phoneNumber"]
 
 
 class LinkStore(abc.ABC):
-    """Links to users: which user a Vapi assistant, or a Vapi phone number, acts for."""
+    """Links to users: (platform, agent id or phone number) → the user it acts for."""
 
     @abc.abstractmethod
+    async def put_link(self, platform: str, kind: LinkKind, linked_id: str, user_id: str) -> None:
+        """Create or replace the link; raise `NotFound` when the user does not exist."""
+
+    @abc.abstractmethod
+    async def delete_link(self, platform: str, kind: LinkKind, linked_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def linked_user(self, platform: str, kind: LinkKind, linked_id: str) -> str | None: ...
+
+    # Vapi's links, under the names the admin API and the CLI have always used.
     async def link_assistant(self, assistant_id: str, user_id: str) -> None:
-        """Create or replace the link; raise `NotFound` when the user does not exist."""
+        await self.put_link("vapi", "agent", assistant_id, user_id)
 
-    @abc.abstractmethod
-    async def unlink_assistant(self, assistant_id: str) -> bool: ...
+    async def unlink_assistant(self, assistant_id: str) -> bool:
+        return await self.delete_link("vapi", "agent", assistant_id)
 
-    @abc.abstractmethod
-    async def user_for_assistant(self, assistant_id: str) -> str | None: ...
+    async def user_for_assistant(self, assistant_id: str) -> str | None:
+        return await self.linked_user("vapi", "agent", assistant_id)
 
-    @abc.abstractmethod
     async def link_phone_number(self, phone_number_id: str, user_id: str) -> None:
-        """Create or replace the link; raise `NotFound` when the user does not exist."""
+        await self.put_link("vapi", "phoneNumber", phone_number_id, user_id)
+
+    async def unlink_phone_number(self, phone_number_id: str) -> bool:
+        return await self.delete_link("vapi", "phoneNumber", phone_number_id)
+
+    async def user_for_phone_number(self, phone_number_id: str) -> str | None:
+        return await self.linked_user("vapi", "phoneNumber", phone_number_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A user's API key (MCP): only a digest of the key is stored, never the key."""
+
+    id: str  # public: names the key in lists and revocations
+    user_id: str
+    digest: str  # SHA-256 hex of the whole key
+    name: str  # the integrator's label, may be empty
+    created_at: datetime  # aware UTC
+
+
+class ApiKeyStore(abc.ABC):
+    """Per-user API keys, looked up by digest."""
 
     @abc.abstractmethod
-    async def unlink_phone_number(self, phone_number_id: str) -> bool: ...
+    async def create_api_key(self, key: ApiKey) -> None:
+        """Insert; raise `NotFound` when the user does not exist, `AlreadyExists` when the id
+        or the digest is taken."""
 
     @abc.abstractmethod
-    async def user_for_phone_number(self, phone_number_id: str) -> str | None: ...
+    async def list_api_keys(self, user_id: str) -> list[ApiKey]:
+        """The user's keys, oldest first."""
+
+    @abc.abstractmethod
+    async def delete_api_key(self, user_id: str, key_id: str) -> bool:
+        """Revoke one of the user's keys; False when the user has no such key."""
+
+    @abc.abstractmethod
+    async def api_key_by_digest(self, digest: str) -> ApiKey | None: ...
 
 
 class ConnectionStore(abc.ABC):
@@ -206,7 +252,14 @@ class RecordStore(abc.ABC):
 
 
 class Store(
-    UserStore, LinkStore, ConnectionStore, OAuthStateStore, LeaseStore, RecordStore, abc.ABC
+    UserStore,
+    LinkStore,
+    ApiKeyStore,
+    ConnectionStore,
+    OAuthStateStore,
+    LeaseStore,
+    RecordStore,
+    abc.ABC,
 ):
     """A whole backend. Implementations must never block the event loop."""
 

@@ -1,4 +1,5 @@
-"""The admin API (bearer ADMIN_TOKEN): users, and assistant / phone number → user links."""
+"""The admin API (bearer ADMIN_TOKEN): users, their API keys, and agent / phone number → user
+links of every platform."""
 
 from __future__ import annotations
 
@@ -16,9 +17,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from vapi_calendar.oauth.disconnect import Disconnected, disconnect
 from vapi_calendar.oauth.grants import unseal
 from vapi_calendar.oauth.vault import TokenVault, VaultError
-from vapi_calendar.ports.stores import CONNECTED, AlreadyExists, Connection, NotFound, User
+from vapi_calendar.ports.stores import (
+    CONNECTED,
+    AlreadyExists,
+    ApiKey,
+    Connection,
+    LinkKind,
+    NotFound,
+    User,
+)
+from vapi_calendar.server import inputs
 from vapi_calendar.server.http import json_error
-from vapi_calendar.server.inputs import TimeZone, UserId, linked_id
+from vapi_calendar.server.inputs import KeyName, TimeZone, UserId, linked_id
 from vapi_calendar.server.services import Services
 from vapi_calendar.support.bearer import bearer_token
 from vapi_calendar.support.signing import same
@@ -257,6 +267,77 @@ async def unlink_phone_number(request: Request, services: Services) -> Response:
     return Response(status_code=204)
 
 
+async def put_platform_link(request: Request, services: Services) -> Response:
+    """PUT /api/links/{platform}/{agentId} and /api/links/{platform}/phone-numbers/{number}:
+    which user a platform's agent (or one of its numbers) acts for. Vapi's are the same links
+    as /api/assistants and /api/phone-numbers."""
+    platform, kind, linked = _platform_link(request)
+    body = await read_body(request, LinkUser)
+    try:
+        await services.store.put_link(platform, kind, linked, body.user_id)
+    except NotFound:
+        return json_error(404, f"no user {body.user_id!r}")
+    key = "agentId" if kind == "agent" else "phoneNumber"
+    return JSONResponse({"platform": platform, key: linked, "userId": body.user_id})
+
+
+async def delete_platform_link(request: Request, services: Services) -> Response:
+    platform, kind, linked = _platform_link(request)
+    if not await services.store.delete_link(platform, kind, linked):
+        return json_error(404, "no such link")
+    return Response(status_code=204)
+
+
+def _platform_link(request: Request) -> tuple[str, LinkKind, str]:
+    platform = path_id(request, "platform", "platform", inputs.platform)
+    if "phone_number" in request.path_params:
+        number = path_id(
+            request,
+            "phone_number",
+            "phoneNumber",
+            lambda value: inputs.platform_phone_number(platform, value),
+        )
+        return platform, "phoneNumber", number
+    return platform, "agent", path_id(request, "agent_id", "agentId", linked_id)
+
+
+class NewApiKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: KeyName = ""
+
+
+def api_key_json(key: ApiKey) -> dict[str, Any]:
+    return {"id": key.id, "name": key.name, "createdAt": key.created_at.isoformat()}
+
+
+async def create_api_key(request: Request, services: Services) -> Response:
+    """A new MCP API key for the user: the key is in this answer and nowhere else, ever."""
+    user_id = request.path_params["user_id"]
+    body = await read_body(request, NewApiKey) if (await request.body()).strip() else NewApiKey()
+    try:
+        issued = await services.api_keys.issue(user_id, body.name)
+    except NotFound:
+        return json_error(404, "no such user")
+    return JSONResponse(
+        {**api_key_json(issued.record), "userId": user_id, "key": issued.key}, status_code=201
+    )
+
+
+async def list_api_keys(request: Request, services: Services) -> Response:
+    user_id = request.path_params["user_id"]
+    if await services.store.get_user(user_id) is None:
+        return json_error(404, "no such user")
+    keys = await services.store.list_api_keys(user_id)
+    return JSONResponse({"userId": user_id, "apiKeys": [api_key_json(k) for k in keys]})
+
+
+async def delete_api_key(request: Request, services: Services) -> Response:
+    user_id, key_id = request.path_params["user_id"], request.path_params["key_id"]
+    if not await services.store.delete_api_key(user_id, key_id):
+        return json_error(404, "no such API key")
+    return Response(status_code=204)
+
+
 class ConnectLinkOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     # The link may connect a different Google account than the one connected now.
@@ -329,6 +410,29 @@ routes = [
     ),
     Route("/api/users/{user_id}/call-token", admin_endpoint(create_call_token), methods=["POST"]),
     Route("/api/users/{user_id}/google", admin_endpoint(disconnect_google), methods=["DELETE"]),
+    Route("/api/users/{user_id}/api-keys", admin_endpoint(create_api_key), methods=["POST"]),
+    Route("/api/users/{user_id}/api-keys", admin_endpoint(list_api_keys), methods=["GET"]),
+    Route(
+        "/api/users/{user_id}/api-keys/{key_id}",
+        admin_endpoint(delete_api_key),
+        methods=["DELETE"],
+    ),
+    Route("/api/links/{platform}/{agent_id}", admin_endpoint(put_platform_link), methods=["PUT"]),
+    Route(
+        "/api/links/{platform}/{agent_id}",
+        admin_endpoint(delete_platform_link),
+        methods=["DELETE"],
+    ),
+    Route(
+        "/api/links/{platform}/phone-numbers/{phone_number}",
+        admin_endpoint(put_platform_link),
+        methods=["PUT"],
+    ),
+    Route(
+        "/api/links/{platform}/phone-numbers/{phone_number}",
+        admin_endpoint(delete_platform_link),
+        methods=["DELETE"],
+    ),
     Route("/api/assistants/{assistant_id}", admin_endpoint(link_assistant), methods=["PUT"]),
     Route("/api/assistants/{assistant_id}", admin_endpoint(unlink_assistant), methods=["DELETE"]),
     Route(

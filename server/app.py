@@ -24,7 +24,10 @@ from vapi_calendar.server.config import (
     DEMO_EMULATOR_PATH,
     Settings,
 )
+from vapi_calendar.server.elevenlabs.tools import TOOLS_PATH, elevenlabs_tool
+from vapi_calendar.server.mcp.endpoint import MCP_PATH, McpEndpoint
 from vapi_calendar.server.metrics import metrics_endpoint, monitor_loop_lag
+from vapi_calendar.server.retell.functions import FUNCTIONS_PATH, retell_function
 from vapi_calendar.server.services import Services, open_services, warn_about_open_doors
 from vapi_calendar.server.vapi.oauth2 import TOKEN_PATH, token_endpoint
 from vapi_calendar.server.vapi.webhook import vapi_webhook
@@ -94,12 +97,17 @@ async def purge_expired(services: Services, interval: float) -> None:
 def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> Starlette:
     """The app as plain data. `clock` is what the tools take as "now" (tests freeze it)."""
     settings = settings or Settings()
+    mcp = McpEndpoint(max_body_bytes=settings.max_body_bytes)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/vapi/webhook", vapi_webhook, methods=["POST"]),
         Route(TOKEN_PATH, token_endpoint, methods=["POST"]),
+        Route(f"{FUNCTIONS_PATH}/{{tool}}", retell_function, methods=["POST"]),
+        Route(f"{TOOLS_PATH}/{{tool}}", elevenlabs_tool, methods=["POST"]),
+        # An exact route: a Mount would answer POST /mcp with a redirect to /mcp/.
+        Route(MCP_PATH, mcp, methods=["POST"]),
         *admin.routes,
         *connect.routes,
     ]
@@ -131,7 +139,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
                 from vapi_calendar.server.demo import start_demo
 
                 await start_demo(services, emulator_state)
-            yield
+            # The MCP SDK's session manager runs for the app's lifetime (once per app).
+            async with mcp.run():
+                yield
         finally:
             for task in tasks:
                 task.cancel()

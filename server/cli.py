@@ -66,7 +66,7 @@ def _with_services(work: Callable[[Services], Awaitable[T]]) -> T:
 
 @click.group()
 def main() -> None:
-    """Per-user Google Calendar tools for Vapi assistants."""
+    """Per-user Google Calendar tools for voice assistants (Vapi, Retell, ElevenLabs, MCP)."""
 
 
 @main.command()
@@ -192,6 +192,111 @@ def unlink_phone_number(phone_number_id: str) -> None:
     if not _with_services(work):
         raise click.ClickException(f"phone number {phone_number_id!r} is not linked")
     click.echo(f"unlinked phone number {phone_number_id}")
+
+
+@main.command("link")
+@click.argument("platform", type=click.Choice(["vapi", "retell", "elevenlabs"]))
+@click.argument("agent_id")
+@click.argument("user_id")
+@click.option(
+    "--phone-number",
+    is_flag=True,
+    help="AGENT_ID is a phone number: Vapi's phone-number id, or Retell's / ElevenLabs' "
+    "number in E.164.",
+)
+def link(platform: str, agent_id: str, user_id: str, phone_number: bool) -> None:
+    """Link a platform's agent (or phone number) to a user (same as PUT /api/links/...)."""
+    from vapi_calendar.ports.stores import NotFound
+    from vapi_calendar.server import inputs
+
+    kind, linked = _link_key(platform, agent_id, phone_number)
+    _checked(user_id, inputs.user_id, "USER_ID")
+
+    async def work(services: Services) -> None:
+        try:
+            await services.store.put_link(platform, kind, linked, user_id)
+        except NotFound:
+            raise click.ClickException(f"no user {user_id!r}") from None
+
+    _with_services(work)
+    click.echo(f"linked {platform} {linked} -> {user_id}")
+
+
+@main.command("unlink")
+@click.argument("platform", type=click.Choice(["vapi", "retell", "elevenlabs"]))
+@click.argument("agent_id")
+@click.option("--phone-number", is_flag=True, help="AGENT_ID is a phone number (see link).")
+def unlink(platform: str, agent_id: str, phone_number: bool) -> None:
+    """Remove a platform link (same as DELETE /api/links/...)."""
+    kind, linked = _link_key(platform, agent_id, phone_number)
+
+    async def work(services: Services) -> bool:
+        return await services.store.delete_link(platform, kind, linked)
+
+    if not _with_services(work):
+        raise click.ClickException(f"{platform} {linked!r} is not linked")
+    click.echo(f"unlinked {platform} {linked}")
+
+
+def _link_key(platform: str, agent_id: str, phone_number: bool) -> tuple[Any, str]:
+    from vapi_calendar.server import inputs
+
+    if phone_number:
+        check = lambda value: inputs.platform_phone_number(platform, value)  # noqa: E731
+        return "phoneNumber", _checked(agent_id, check, "AGENT_ID")
+    return "agent", _checked(agent_id, inputs.linked_id, "AGENT_ID")
+
+
+@main.command("create-api-key")
+@click.argument("user_id")
+@click.option("--name", default="", help="A label to tell the user's keys apart.")
+def create_api_key(user_id: str, name: str) -> None:
+    """Print a new MCP API key for USER_ID (shown once; only its digest is stored)."""
+    from vapi_calendar.ports.stores import NotFound
+    from vapi_calendar.server import inputs
+
+    _checked(user_id, inputs.user_id, "USER_ID")
+    _checked(name, inputs.key_name, "--name")
+
+    async def work(services: Services) -> tuple[str, str]:
+        try:
+            issued = await services.api_keys.issue(user_id, name)
+        except NotFound:
+            raise click.ClickException(f"no user {user_id!r}") from None
+        return issued.record.id, issued.key
+
+    key_id, key = _with_services(work)
+    click.echo(key)
+    click.echo(f"(id {key_id}; the key is not stored and cannot be shown again)", err=True)
+
+
+@main.command("list-api-keys")
+@click.argument("user_id")
+def list_api_keys(user_id: str) -> None:
+    """List USER_ID's API keys (ids and names, never the keys)."""
+
+    async def work(services: Services) -> list[dict[str, str]]:
+        from vapi_calendar.server.admin import api_key_json
+
+        if await services.store.get_user(user_id) is None:
+            raise click.ClickException(f"no user {user_id!r}")
+        return [api_key_json(k) for k in await services.store.list_api_keys(user_id)]
+
+    click.echo(json.dumps(_with_services(work), indent=2))
+
+
+@main.command("delete-api-key")
+@click.argument("user_id")
+@click.argument("key_id")
+def delete_api_key(user_id: str, key_id: str) -> None:
+    """Revoke one of USER_ID's API keys."""
+
+    async def work(services: Services) -> bool:
+        return await services.store.delete_api_key(user_id, key_id)
+
+    if not _with_services(work):
+        raise click.ClickException(f"user {user_id!r} has no API key {key_id!r}")
+    click.echo(f"revoked {key_id}")
 
 
 @main.command("connect-link")
@@ -321,6 +426,14 @@ def set_rules(user_id: str, path: str, timezone: str | None) -> None:
     help="Which configured webhook credential to print as `credential` (a body for Vapi's "
     "POST /credential; it contains the secret). auto: hmac, else oauth2, else bearer.",
 )
+@click.option(
+    "--mcp",
+    "as_mcp",
+    is_flag=True,
+    help="Print one Vapi MCP tool for this server's /mcp instead (one per user: give the "
+    "user's --api-key, or a --credential-id that sends it).",
+)
+@click.option("--api-key", default=None, help="With --mcp: the user's API key (a secret).")
 def vapi_tools(
     server_url: str,
     credential_id: str | None,
@@ -328,15 +441,34 @@ def vapi_tools(
     timeout_seconds: int,
     strict: bool,
     auth: str,
+    as_mcp: bool,
+    api_key: str | None,
 ) -> None:
     """Print Vapi tool definitions (bodies for POST /tool), a system-prompt snippet and the
     webhook credential (a body for POST /credential) matching this server's settings."""
     from vapi_calendar.server import inputs
     from vapi_calendar.server.services import bearer_plan, hmac_plan, oauth2_client
     from vapi_calendar.server.vapi.credentials import credential_body
+    from vapi_calendar.server.vapi.tool_definitions import system_prompt
     from vapi_calendar.server.vapi.tool_definitions import vapi_tools as definitions
 
     _checked(timezone, inputs.timezone, "--timezone")
+    if as_mcp:
+        from vapi_calendar.server.mcp.tool_definitions import vapi_mcp_tool
+
+        if not (api_key or credential_id):
+            raise click.UsageError("--mcp needs the user's --api-key or a --credential-id")
+        try:
+            tool = vapi_mcp_tool(
+                server_url,
+                api_key=api_key,
+                credential_id=credential_id,
+                timeout_seconds=timeout_seconds,
+            )
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(json.dumps({"tools": [tool], "systemPrompt": system_prompt(timezone)}, indent=2))
+        return
     try:
         output = definitions(
             server_url,
@@ -364,6 +496,63 @@ def vapi_tools(
     click.echo(json.dumps(output, indent=2))
 
 
+@main.command("retell-tools")
+@click.option("--server-url", required=True, help="This server's public URL.")
+@click.option(
+    "--timezone",
+    default="UTC",
+    show_default=True,
+    help="The user's IANA time zone, for the prompt snippet's current time.",
+)
+@click.option(
+    "--args-at-root",
+    is_flag=True,
+    help="Retell's 'Payload: args only': the call travels in headers Retell fills.",
+)
+@click.option("--agent-id", default=None, help="With --args-at-root: the agent, as a header.")
+@click.option("--timeout-ms", default=20_000, show_default=True, type=click.IntRange(1000, 600_000))
+def retell_tools(
+    server_url: str, timezone: str, args_at_root: bool, agent_id: str | None, timeout_ms: int
+) -> None:
+    """Print Retell custom functions (`general_tools` of a Retell LLM) and a prompt snippet."""
+    from vapi_calendar.server import inputs
+    from vapi_calendar.server.retell.tool_definitions import retell_tools as definitions
+
+    _checked(timezone, inputs.timezone, "--timezone")
+    if agent_id is not None:
+        _checked(agent_id, inputs.linked_id, "--agent-id")
+    try:
+        output = definitions(
+            server_url,
+            timezone=timezone,
+            args_at_root=args_at_root,
+            agent_id=agent_id,
+            timeout_ms=timeout_ms,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(output, indent=2))
+
+
+@main.command("elevenlabs-tools")
+@click.option("--server-url", required=True, help="This server's public URL.")
+@click.option(
+    "--secret-id",
+    required=True,
+    help="The ElevenLabs workspace secret whose value is 'Bearer <ELEVENLABS_TOOL_SECRET>'.",
+)
+@click.option("--timeout-seconds", default=20, show_default=True, type=click.IntRange(5, 300))
+def elevenlabs_tools(server_url: str, secret_id: str, timeout_seconds: int) -> None:
+    """Print ElevenLabs webhook tools (bodies for POST /v1/convai/tools)."""
+    from vapi_calendar.server.elevenlabs.tool_definitions import elevenlabs_tools as definitions
+
+    try:
+        output = definitions(server_url, secret_id=secret_id, timeout_seconds=timeout_seconds)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(output, indent=2))
+
+
 def _signed_headers(
     body: bytes, url: str, secret: str | None, hmac_secret: str | None
 ) -> dict[str, str]:
@@ -388,25 +577,87 @@ def _signed_headers(
     return headers
 
 
+def _platform_request(
+    platform: str,
+    name: str,
+    body: bytes,
+    url: str,
+    retell_api_key: str | None,
+    tool_secret: str | None,
+) -> tuple[str, dict[str, str]]:
+    """Where a Retell or ElevenLabs fixture goes and the headers the platform would send. The
+    tool is the file name's first part (`checkAvailability.phone_call.json`), unless `url`
+    already names one."""
+    from vapi_calendar.server.elevenlabs.tools import TOOLS_PATH
+    from vapi_calendar.server.retell.functions import FUNCTIONS_PATH, SIGNATURE_HEADER
+    from vapi_calendar.support.signing import retell_signature
+
+    path = FUNCTIONS_PATH if platform == "retell" else TOOLS_PATH
+    base = url.rstrip("/")
+    if f"{path}/" not in base:
+        base = f"{base}{path}/{Path(name).name.split('.')[0]}"
+    headers = {"content-type": "application/json"}
+    if platform == "retell" and retell_api_key:
+        now_ms = int(time.time() * 1000)
+        headers[SIGNATURE_HEADER] = retell_signature(body, retell_api_key, now_ms)
+    if platform == "elevenlabs" and tool_secret:
+        headers["authorization"] = f"Bearer {tool_secret}"
+    return base, headers
+
+
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option(
-    "--url", required=True, help="The webhook URL, e.g. http://127.0.0.1:8000/vapi/webhook"
+    "--url",
+    required=True,
+    help="Vapi: the webhook URL, e.g. http://127.0.0.1:8000/vapi/webhook. Retell, ElevenLabs: "
+    "the server's URL (the tool is the file name's first part) or one tool's URL.",
+)
+@click.option(
+    "--platform",
+    type=click.Choice(["vapi", "retell", "elevenlabs"]),
+    default="vapi",
+    show_default=True,
+    help="Whose requests the files are.",
 )
 @click.option("--secret", envvar="VAPI_SECRET", default=None, help="Sent as X-Vapi-Secret.")
 @click.option("--hmac-secret", envvar="VAPI_HMAC_SECRET", default=None, help="Signs the body.")
-def replay(files: tuple[str, ...], url: str, secret: str | None, hmac_secret: str | None) -> None:
-    """POST Vapi webhook fixtures to a live server and print what it answers."""
+@click.option(
+    "--retell-api-key",
+    envvar="RETELL_API_KEY",
+    default=None,
+    help="Retell: signs each body as X-Retell-Signature.",
+)
+@click.option(
+    "--tool-secret",
+    envvar="ELEVENLABS_TOOL_SECRET",
+    default=None,
+    help="ElevenLabs: sent as Authorization: Bearer <secret>.",
+)
+def replay(
+    files: tuple[str, ...],
+    url: str,
+    platform: str,
+    secret: str | None,
+    hmac_secret: str | None,
+    retell_api_key: str | None,
+    tool_secret: str | None,
+) -> None:
+    """POST recorded platform requests (fixtures) to a live server and print what it answers."""
     import httpx
 
     failed = False
     with httpx.Client(timeout=30) as client:
         for name in files:
             body = Path(name).read_bytes()
-            try:
-                response = client.post(
-                    url, content=body, headers=_signed_headers(body, url, secret, hmac_secret)
+            if platform == "vapi":
+                target, headers = url, _signed_headers(body, url, secret, hmac_secret)
+            else:
+                target, headers = _platform_request(
+                    platform, name, body, url, retell_api_key, tool_secret
                 )
+            try:
+                response = client.post(target, content=body, headers=headers)
             except httpx.HTTPError as exc:
                 raise click.ClickException(f"{name}: {exc}") from None
             failed |= response.status_code != 200

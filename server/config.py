@@ -70,6 +70,16 @@ class Settings(BaseSettings):
     vapi_oauth2_scope: str | None = None
     vapi_oauth2_token_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
     admin_token: SecretStr | None = None
+    # Retell custom functions (`POST /retell/functions/{tool}`): `X-Retell-Signature` is an
+    # HMAC keyed with a Retell API key (one with the webhook badge). Unset: every call is 401.
+    retell_api_key: SecretStr | None = None
+    # ElevenLabs webhook tools (`POST /elevenlabs/tools/{tool}`) carry no signature: the tool
+    # sends `Authorization: Bearer <this>` from a workspace secret. Unset: every call is 401.
+    elevenlabs_tool_secret: SecretStr | None = None
+    # MCP (`/mcp`): headers naming the call (Vapi's MCP tool sends X-Call-Id) and the caller's
+    # number (whatever header the integrator configures on the platform, if any).
+    mcp_call_id_header: str = "X-Call-Id"
+    mcp_caller_number_header: str = "X-Caller-Number"
 
     google_client_id: str | None = None
     google_client_secret: SecretStr | None = None
@@ -145,6 +155,8 @@ class Settings(BaseSettings):
         "vapi_hmac_signature_header",
         "vapi_hmac_timestamp_header",
         "vapi_hmac_message_id_header",
+        "mcp_call_id_header",
+        "mcp_caller_number_header",
     )
     @classmethod
     def _header_name(cls, value: str | None) -> str | None:
@@ -172,6 +184,8 @@ class Settings(BaseSettings):
         "vapi_hmac_secret",
         "vapi_oauth2_client_secret",
         "admin_token",
+        "retell_api_key",
+        "elevenlabs_tool_secret",
         "google_client_secret",
         "encryption_key",
         "connection_webhook_secret",

@@ -5,6 +5,11 @@ settings, so each refuses exactly what the others refuse.
   They appear in URLs, logs and store keys; keep them boring.
 - Assistant and phone-number ids (Vapi's, usually UUIDs): 1-128 characters, letters, digits and
   `. _ : -`, starting with a letter or digit. Nothing else can be one of Vapi's ids.
+- Agent ids of Retell and ElevenLabs: the same as assistant ids.
+- Phone numbers of Retell and ElevenLabs agents (links): E.164, `+` and 2-15 digits, as both
+  platforms send them (`to_number`, `system__called_number`). Vapi's are linked by their id.
+- Platforms that can be linked: `vapi`, `retell`, `elevenlabs`.
+- API key names: up to 100 printable characters (a label for the integrator).
 - Time zones: IANA names of a place ("America/New_York") or UTC; see
   `tools.timeparse.is_region_zone` for what is refused and why.
 """
@@ -18,6 +23,8 @@ from pydantic import AfterValidator
 
 from vapi_calendar.tools.timeparse import is_region_zone
 
+PLATFORMS = ("vapi", "retell", "elevenlabs")
+E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 LINKED_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _SHOWN = 64  # how much of a refused value a message repeats
@@ -46,6 +53,33 @@ def linked_id(value: str) -> str:
     return value
 
 
+def platform(value: str) -> str:
+    if value not in PLATFORMS:
+        raise ValueError(f"{_shown(value)} is not a platform: use one of {', '.join(PLATFORMS)}")
+    return value
+
+
+def phone_number(value: str) -> str:
+    """A phone number in E.164 (Retell's and ElevenLabs' links)."""
+    if not E164.fullmatch(value):
+        raise ValueError(
+            f"{_shown(value)} is not a phone number: use E.164, a + and 2-15 digits, "
+            "e.g. +14155550123"
+        )
+    return value
+
+
+def platform_phone_number(platform_name: str, value: str) -> str:
+    """What names a phone number on a platform: Vapi's id, the others' E.164 number."""
+    return linked_id(value) if platform_name == "vapi" else phone_number(value)
+
+
+def key_name(value: str) -> str:
+    if len(value) > 100 or not value.isprintable():
+        raise ValueError("use up to 100 printable characters")
+    return value
+
+
 def timezone(value: str) -> str:
     if not is_region_zone(value):
         raise ValueError(
@@ -57,4 +91,5 @@ def timezone(value: str) -> str:
 
 UserId = Annotated[str, AfterValidator(user_id)]
 LinkedId = Annotated[str, AfterValidator(linked_id)]
+KeyName = Annotated[str, AfterValidator(key_name)]
 TimeZone = Annotated[str, AfterValidator(timezone)]

@@ -7,7 +7,8 @@ formats. `LOG_FORMAT=text` gives the plain format for reading by eye.
 
 Some libraries log credentials or stored values at DEBUG: requests-oauthlib prints authorization
 codes and token responses, oauthlib request bodies, urllib3/httplib2 full URLs, aiosqlite every
-statement with its parameters (tokens, tool answers), PyMongo command documents. They are held at
+statement with its parameters (tokens, tool answers), PyMongo command documents, the MCP SDK
+JSON-RPC messages (tool arguments: names, numbers, times). They are held at
 WARNING whatever LOG_LEVEL says, so turning on debugging never writes a token or a caller's
 appointment to a log.
 """
@@ -32,6 +33,8 @@ VALUE_LEAKING_LOGGERS = (
     "googleapiclient",
     "httpx",
     "httpcore",
+    "mcp",
+    "httpx2",
 )
 
 # Set by the access-log middleware for the duration of each HTTP request.

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from vapi_calendar.oauth.api_keys import ApiKeys
 from vapi_calendar.oauth.call_tokens import CallTokens
 from vapi_calendar.oauth.consent import ConsentFlow
 from vapi_calendar.oauth.grants import ConnectedCalendars, Grants
@@ -57,6 +58,8 @@ class Services:
     pipeline: ToolPipeline
     webhook_auth: WebhookAuthenticator
     webhook_tokens: WebhookTokens | None
+    # Per-user API keys: the MCP endpoint's credential.
+    api_keys: ApiKeys
 
     async def close(self) -> None:
         await self.notifier.aclose()
@@ -291,4 +294,5 @@ async def open_services(
             bearer=bearer_plan(settings), hmac=hmac_plan(settings), tokens=webhook_tokens
         ),
         webhook_tokens=webhook_tokens,
+        api_keys=ApiKeys(store),
     )

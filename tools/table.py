@@ -39,6 +39,11 @@ class Tool:
     start: str  # said when the call starts
     delayed: str  # said if the answer takes a few seconds
     failed: str  # said if the server cannot be reached
+    # Running it again with the same arguments changes nothing more (a lookup; a move to the
+    # time it already has; a cancellation). Where a platform sends no tool call id, a repeat
+    # within one conversation cannot be told from a new question, so such a tool runs again
+    # (a lookup may have a new answer by then) instead of answering from the first call.
+    idempotent: bool = False
 
 
 TOOLS: tuple[Tool, ...] = (
@@ -55,6 +60,7 @@ TOOLS: tuple[Tool, ...] = (
         "One moment, let me check the calendar.",
         "Still checking, thanks for waiting.",
         "Sorry, I can't reach the calendar right now.",
+        idempotent=True,
     ),
     Tool(
         "scheduleAppointment",
@@ -80,6 +86,7 @@ TOOLS: tuple[Tool, ...] = (
         "Let me look up your appointments.",
         "Still looking, one moment.",
         "Sorry, I can't look up appointments right now.",
+        idempotent=True,
     ),
     Tool(
         "rescheduleAppointment",
@@ -94,6 +101,7 @@ TOOLS: tuple[Tool, ...] = (
         "Let me move that for you.",
         "Still working on it, one moment.",
         "Sorry, I couldn't change the appointment right now.",
+        idempotent=True,
     ),
     Tool(
         "cancelAppointment",
@@ -105,6 +113,7 @@ TOOLS: tuple[Tool, ...] = (
         "Cancelling that now.",
         "Almost done, one moment.",
         "Sorry, I couldn't cancel the appointment right now.",
+        idempotent=True,
     ),
 )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,11 +23,16 @@ from vapi_calendar.pipeline.calls import (
     Claim,
     IdentitySource,
     Link,
-    LinkKind,
     ToolCall,
     ToolOutcome,
     ToolRequest,
 )
+from vapi_calendar.ports.stores import LinkKind
+from vapi_calendar.server.fields import dig as _dig
+from vapi_calendar.server.fields import first_text as _first_text
+from vapi_calendar.server.fields import obj as _obj
+from vapi_calendar.server.fields import text as _text
+from vapi_calendar.server.fields import user_id as _user_id
 from vapi_calendar.tools.context import CallContext
 from vapi_calendar.tools.errors import ErrorKind, ToolError
 
@@ -88,9 +93,9 @@ IDENTITY_SOURCES: tuple[tuple[str, ClaimAt | LinkAt], ...] = (
     ("assistant.metadata", ClaimAt(("assistant", "metadata", "userId"))),
     ("call.assistant.metadata", ClaimAt(("call", "assistant", "metadata", "userId"))),
     ("chat.assistant.metadata", ClaimAt(("chat", "assistant", "metadata", "userId"))),
-    ("assistant.id", LinkAt("assistant", ("assistant", "id"))),
-    ("call.assistantId", LinkAt("assistant", ("call", "assistantId"))),
-    ("chat.assistantId", LinkAt("assistant", ("chat", "assistantId"))),
+    ("assistant.id", LinkAt("agent", ("assistant", "id"))),
+    ("call.assistantId", LinkAt("agent", ("call", "assistantId"))),
+    ("chat.assistantId", LinkAt("agent", ("chat", "assistantId"))),
     ("call.phoneNumberId", LinkAt("phoneNumber", ("call", "phoneNumberId"))),
     ("phoneNumber.id", LinkAt("phoneNumber", ("phoneNumber", "id"))),
 )
@@ -360,34 +365,8 @@ def _identity(message: dict[str, Any]) -> tuple[IdentitySource, ...]:
             (place.kind, linked) not in seen_links
         ):
             seen_links.add((place.kind, linked))
-            sources.append(Link(place.kind, linked, label))
+            sources.append(Link("vapi", place.kind, linked, label))
     return tuple(sources)
-
-
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _dig(value: Any, *keys: str) -> Any:
-    for key in keys:
-        value = _obj(value).get(key)
-    return value
-
-
-def _text(value: Any) -> str | None:
-    """A wrong-typed or empty field is treated as absent rather than guessed at."""
-    return value if isinstance(value, str) and value else None
-
-
-def _first_text(values: Iterable[Any]) -> str | None:
-    return next((text for text in map(_text, values) if text is not None), None)
-
-
-def _user_id(value: Any) -> str | None:
-    # Integrators sometimes store numeric ids; bool is an int subclass and never an id.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return _text(value)
 
 
 def _timestamp(value: Any) -> datetime | None:

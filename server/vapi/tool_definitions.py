@@ -21,59 +21,14 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from vapi_calendar.tools.arguments import ToolArguments
+from vapi_calendar.server.tool_schemas import parameters
 from vapi_calendar.tools.table import TOOLS, Tool
+
+__all__ = ["parameters", "system_prompt", "tool_body", "vapi_tools", "webhook_url"]
 
 WEBHOOK_PATH = "/vapi/webhook"
 # Vapi's default; the server answers within TOOL_BUDGET_SECONDS (10 s by default), well below.
 DEFAULT_TIMEOUT_SECONDS = 20
-# Vapi's JSON-schema type accepts only these keys; bounds go into the description instead.
-_SCHEMA_KEYS = ("type", "description", "format", "pattern", "enum", "items")
-
-
-def _bounds(schema: dict[str, Any]) -> str:
-    low, high = schema.get("minimum"), schema.get("maximum")
-    if low is not None and high is not None:
-        return f" Between {low} and {high}."
-    return ""
-
-
-def _property(schema: dict[str, Any]) -> dict[str, Any]:
-    """One pydantic property schema as Vapi's JsonSchema: optional → its type, no titles."""
-    options = [s for s in schema.get("anyOf", []) if s.get("type") != "null"]
-    inner = (
-        {**options[0], **{k: v for k, v in schema.items() if k != "anyOf"}} if options else schema
-    )
-    out = {key: inner[key] for key in _SCHEMA_KEYS if key in inner}
-    if "items" in out:
-        out["items"] = _property(out["items"])
-    if "description" in out:
-        out["description"] += _bounds(inner)
-    return out
-
-
-def parameters(model: type[ToolArguments], *, strict: bool = False) -> dict[str, Any]:
-    """The function's JSON-schema parameters, camelCase, from the argument model."""
-    schema = model.model_json_schema(by_alias=True)
-    properties = {name: _property(p) for name, p in schema["properties"].items()}
-    required = list(schema.get("required", []))
-    if not strict:
-        return {"type": "object", "properties": properties, "required": required}
-    for name, prop in properties.items():
-        if name not in required:
-            prop["type"] = [prop["type"], "null"]
-    return _closed({"type": "object", "properties": properties, "required": list(properties)})
-
-
-def _closed(schema: dict[str, Any]) -> dict[str, Any]:
-    """`additionalProperties: false` on every object schema, nested ones included."""
-    if "object" in (schema["type"] if isinstance(schema["type"], list) else [schema["type"]]):
-        schema["additionalProperties"] = False
-        for prop in schema.get("properties", {}).values():
-            _closed(prop)
-    if isinstance(schema.get("items"), dict):
-        _closed(schema["items"])
-    return schema
 
 
 def webhook_url(server_url: str) -> str:

@@ -44,8 +44,10 @@ from pymongo.errors import (
 
 from vapi_calendar.ports.stores import (
     AlreadyExists,
+    ApiKey,
     CalendarWarning,
     Connection,
+    LinkKind,
     NotFound,
     OAuthState,
     Store,
@@ -166,6 +168,31 @@ def _user(doc: Document) -> User:
     )
 
 
+def _link_id(platform: str, kind: str, linked_id: str) -> str:
+    # Platform and kind never contain ":", so the first two separate the parts unambiguously.
+    return f"{platform}:{kind}:{linked_id}"
+
+
+def _link_doc(platform: str, kind: str, linked_id: str, user_id: str) -> Document:
+    return {
+        "_id": _link_id(platform, kind, linked_id),
+        "platform": platform,
+        "kind": kind,
+        "linked_id": linked_id,
+        "user_id": user_id,
+    }
+
+
+def _api_key(doc: Document) -> ApiKey:
+    return ApiKey(
+        id=doc["_id"],
+        user_id=doc["user_id"],
+        digest=doc["digest"],
+        name=doc.get("name", ""),
+        created_at=_required_time(doc, "created_at"),
+    )
+
+
 def _warning_docs(warnings: tuple[CalendarWarning, ...]) -> list[Document]:
     return [
         {"calendar_id": w.calendar_id, "reason": w.reason, **_time_fields("since", w.since)}
@@ -231,8 +258,9 @@ class MongoStore(Store):
     async def _create_indexes(self) -> None:
         db = self._conn
         with _errors():
-            await db.assistants.create_index("user_id", name="user_id")
-            await db.phone_numbers.create_index("user_id", name="user_id")
+            await db.links.create_index("user_id", name="user_id")
+            await db.api_keys.create_index("user_id", name="user_id")
+            await db.api_keys.create_index("digest", unique=True, name="digest_unique")
             await db.leases.create_index("key", unique=True, name="key_unique")
             await db.records.create_index("key", unique=True, name="key_unique")
             for name in ("records", "leases", "oauth_states"):
@@ -240,7 +268,18 @@ class MongoStore(Store):
                 await db[name].create_index(field, name=field)
             for name in ("oauth_states", "leases", "records"):
                 await self._create_ttl_index(db[name])
+            await self._move_vapi_links(db)
         self._schema_ready = True
+
+    async def _move_vapi_links(self, db: AsyncDatabase[Document]) -> None:
+        """Vapi's links lived in `assistants` and `phone_numbers` before every platform shared
+        `links`: move each into `links` (a link made there since wins), then delete it. Safe
+        to run concurrently in several replicas: inserts are unique, deletes by `_id`."""
+        for old, kind in (("assistants", "agent"), ("phone_numbers", "phoneNumber")):
+            async for doc in db[old].find({}):
+                with contextlib.suppress(DuplicateKeyError):
+                    await db.links.insert_one(_link_doc("vapi", kind, doc["_id"], doc["user_id"]))
+                await db[old].delete_one({"_id": doc["_id"]})
 
     async def _create_ttl_index(self, collection: AsyncCollection[Document]) -> None:
         try:
@@ -402,58 +441,85 @@ class MongoStore(Store):
         return deleted > 0
 
     async def _delete_dependents(self, db: AsyncDatabase[Document], user_id: str) -> None:
-        await db.assistants.delete_many({"user_id": user_id})
-        await db.phone_numbers.delete_many({"user_id": user_id})
+        await db.links.delete_many({"user_id": user_id})
+        await db.api_keys.delete_many({"user_id": user_id})
         await db.google_connections.delete_one({"_id": user_id})
         await db.oauth_states.delete_many({"user_id": user_id})
         await db.records.delete_many({"owner": user_id})
         await db.leases.delete_many({"owner": user_id})
 
-    # -- assistant / phone number → user links ----------------------------------------------------
-    async def link_assistant(self, assistant_id: str, user_id: str) -> None:
+    # -- (platform, agent or phone number) → user links ----------------------------------------
+    async def put_link(self, platform: str, kind: LinkKind, linked_id: str, user_id: str) -> None:
         db = await self._ready()
-        await self._link(db, db.assistants, assistant_id, user_id)
+        await self._link(db, db.links, _link_doc(platform, kind, linked_id, user_id))
 
-    async def unlink_assistant(self, assistant_id: str) -> bool:
+    async def delete_link(self, platform: str, kind: LinkKind, linked_id: str) -> bool:
         db = await self._ready()
         with _errors():
-            return (await db.assistants.delete_one({"_id": assistant_id})).deleted_count > 0
+            result = await db.links.delete_one({"_id": _link_id(platform, kind, linked_id)})
+        return result.deleted_count > 0
 
-    async def user_for_assistant(self, assistant_id: str) -> str | None:
+    async def linked_user(self, platform: str, kind: LinkKind, linked_id: str) -> str | None:
         db = await self._ready()
         with _errors():
-            doc = await db.assistants.find_one({"_id": assistant_id})
+            doc = await db.links.find_one({"_id": _link_id(platform, kind, linked_id)})
         return doc["user_id"] if doc else None
 
-    async def link_phone_number(self, phone_number_id: str, user_id: str) -> None:
+    # -- API keys ---------------------------------------------------------------------------------
+    async def create_api_key(self, key: ApiKey) -> None:
         db = await self._ready()
-        await self._link(db, db.phone_numbers, phone_number_id, user_id)
+        if not await self._user_exists(db, key.user_id):
+            raise NotFound("no such user")
+        doc = {
+            "_id": key.id,
+            "user_id": key.user_id,
+            "digest": key.digest,
+            "name": key.name,
+            **_time_fields("created_at", key.created_at),
+        }
+        try:
+            with _errors():
+                await db.api_keys.insert_one(doc)
+        except AlreadyExists:
+            raise AlreadyExists("API key id or digest already exists") from None
+        if not await self._user_exists(db, key.user_id):
+            # The user was deleted while we inserted: take the key back out.
+            with _errors():
+                await db.api_keys.delete_one({"_id": key.id})
+            raise NotFound("no such user")
 
-    async def unlink_phone_number(self, phone_number_id: str) -> bool:
+    async def list_api_keys(self, user_id: str) -> list[ApiKey]:
         db = await self._ready()
         with _errors():
-            return (await db.phone_numbers.delete_one({"_id": phone_number_id})).deleted_count > 0
+            docs = [doc async for doc in db.api_keys.find({"user_id": user_id})]
+        keys = [_api_key(doc) for doc in docs]
+        return sorted(keys, key=lambda k: (k.created_at, k.id))
 
-    async def user_for_phone_number(self, phone_number_id: str) -> str | None:
+    async def delete_api_key(self, user_id: str, key_id: str) -> bool:
         db = await self._ready()
         with _errors():
-            doc = await db.phone_numbers.find_one({"_id": phone_number_id})
-        return doc["user_id"] if doc else None
+            doc = await db.api_keys.find_one({"_id": key_id, "user_id": user_id}, {"_id": 1})
+            if doc is None:
+                return False
+            return (await db.api_keys.delete_one({"_id": key_id})).deleted_count > 0
+
+    async def api_key_by_digest(self, digest: str) -> ApiKey | None:
+        db = await self._ready()
+        with _errors():
+            doc = await db.api_keys.find_one({"digest": digest})
+        return _api_key(doc) if doc else None
 
     async def _link(
-        self,
-        db: AsyncDatabase[Document],
-        collection: AsyncCollection[Document],
-        linked_id: str,
-        user_id: str,
+        self, db: AsyncDatabase[Document], collection: AsyncCollection[Document], doc: Document
     ) -> None:
+        user_id = doc["user_id"]
         if not await self._user_exists(db, user_id):
             raise NotFound("no such user")
-        await self._upsert(collection, {"_id": linked_id, "user_id": user_id})
+        await self._upsert(collection, doc)
         if not await self._user_exists(db, user_id):
             # The user was deleted while we linked: take our link back out.
             with _errors():
-                await collection.delete_one({"_id": linked_id, "user_id": user_id})
+                await collection.delete_one({"_id": doc["_id"], "user_id": user_id})
             raise NotFound("no such user")
 
     # -- Google connections ---------------------------------------------------------------------

@@ -23,8 +23,10 @@ import aiosqlite
 
 from vapi_calendar.ports.stores import (
     AlreadyExists,
+    ApiKey,
     CalendarWarning,
     Connection,
+    LinkKind,
     NotFound,
     OAuthState,
     Store,
@@ -120,6 +122,36 @@ MIGRATIONS: list[list[str]] = [
         """,
         "CREATE INDEX phone_numbers_user_id ON phone_numbers(user_id)",
     ],
+    # 5: links of every platform in one table (Vapi's assistant and phone-number links move
+    # in); per-user API keys, stored as digests
+    [
+        """
+        CREATE TABLE links (
+            platform TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            linked_id TEXT NOT NULL,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            PRIMARY KEY (platform, kind, linked_id)
+        )
+        """,
+        "CREATE INDEX links_user_id ON links(user_id)",
+        "INSERT INTO links (platform, kind, linked_id, user_id) "
+        "SELECT 'vapi', 'agent', assistant_id, user_id FROM assistants",
+        "INSERT INTO links (platform, kind, linked_id, user_id) "
+        "SELECT 'vapi', 'phoneNumber', phone_number_id, user_id FROM phone_numbers",
+        "DROP TABLE assistants",
+        "DROP TABLE phone_numbers",
+        """
+        CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            digest TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX api_keys_user_id ON api_keys(user_id)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -155,6 +187,16 @@ def _user(row: sqlite3.Row) -> User:
         timezone=row["timezone"],
         created_at=_from_epoch(row["created_at"]),
         rules=json.loads(row["rules"]),
+    )
+
+
+def _api_key(row: sqlite3.Row) -> ApiKey:
+    return ApiKey(
+        id=row["id"],
+        user_id=row["user_id"],
+        digest=row["digest"],
+        name=row["name"],
+        created_at=_from_epoch(row["created_at"]),
     )
 
 
@@ -350,7 +392,7 @@ class SQLiteStore(Store):
         try:
             await db.execute("BEGIN IMMEDIATE")
             try:
-                # Links (assistants, phone numbers) and the connection go with the user through
+                # Links, API keys and the connection go with the user through
                 # ON DELETE CASCADE.
                 async with db.execute("DELETE FROM users WHERE id = ?", (user_id,)) as cursor:
                     deleted = cursor.rowcount > 0
@@ -376,49 +418,58 @@ class SQLiteStore(Store):
         with contextlib.suppress(StoreError):
             await self._fetch("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    # -- assistant → user links -----------------------------------------------------------------
-    async def link_assistant(self, assistant_id: str, user_id: str) -> None:
+    # -- (platform, agent or phone number) → user links ----------------------------------------
+    async def put_link(self, platform: str, kind: LinkKind, linked_id: str, user_id: str) -> None:
         # Selecting from users makes "user exists" part of the same statement: no row, no link.
         rows = await self._fetch(
-            "INSERT INTO assistants (assistant_id, user_id) SELECT ?, id FROM users WHERE id = ? "
-            "ON CONFLICT (assistant_id) DO UPDATE SET user_id = excluded.user_id "
-            "RETURNING assistant_id",
-            (assistant_id, user_id),
+            "INSERT INTO links (platform, kind, linked_id, user_id) "
+            "SELECT ?, ?, ?, id FROM users WHERE id = ? "
+            "ON CONFLICT (platform, kind, linked_id) DO UPDATE SET user_id = excluded.user_id "
+            "RETURNING linked_id",
+            (platform, kind, linked_id, user_id),
         )
         if not rows:
             raise NotFound("no such user")
 
-    async def unlink_assistant(self, assistant_id: str) -> bool:
-        sql = "DELETE FROM assistants WHERE assistant_id = ?"
-        return await self._change(sql, (assistant_id,)) > 0
+    async def delete_link(self, platform: str, kind: LinkKind, linked_id: str) -> bool:
+        sql = "DELETE FROM links WHERE platform = ? AND kind = ? AND linked_id = ?"
+        return await self._change(sql, (platform, kind, linked_id)) > 0
 
-    async def user_for_assistant(self, assistant_id: str) -> str | None:
+    async def linked_user(self, platform: str, kind: LinkKind, linked_id: str) -> str | None:
         rows = await self._fetch(
-            "SELECT user_id FROM assistants WHERE assistant_id = ?", (assistant_id,)
+            "SELECT user_id FROM links WHERE platform = ? AND kind = ? AND linked_id = ?",
+            (platform, kind, linked_id),
         )
         return rows[0]["user_id"] if rows else None
 
-    # -- phone number → user links ---------------------------------------------------------------
-    async def link_phone_number(self, phone_number_id: str, user_id: str) -> None:
-        rows = await self._fetch(
-            "INSERT INTO phone_numbers (phone_number_id, user_id) "
-            "SELECT ?, id FROM users WHERE id = ? "
-            "ON CONFLICT (phone_number_id) DO UPDATE SET user_id = excluded.user_id "
-            "RETURNING phone_number_id",
-            (phone_number_id, user_id),
-        )
+    # -- API keys ---------------------------------------------------------------------------------
+    async def create_api_key(self, key: ApiKey) -> None:
+        try:
+            rows = await self._fetch(
+                "INSERT INTO api_keys (id, user_id, digest, name, created_at) "
+                "SELECT ?, id, ?, ?, ? FROM users WHERE id = ? RETURNING id",
+                (key.id, key.digest, key.name, _epoch(key.created_at), key.user_id),
+            )
+        except StoreError as exc:
+            if isinstance(exc.__cause__, sqlite3.IntegrityError):
+                raise AlreadyExists("API key id or digest already exists") from None
+            raise
         if not rows:
             raise NotFound("no such user")
 
-    async def unlink_phone_number(self, phone_number_id: str) -> bool:
-        sql = "DELETE FROM phone_numbers WHERE phone_number_id = ?"
-        return await self._change(sql, (phone_number_id,)) > 0
-
-    async def user_for_phone_number(self, phone_number_id: str) -> str | None:
+    async def list_api_keys(self, user_id: str) -> list[ApiKey]:
         rows = await self._fetch(
-            "SELECT user_id FROM phone_numbers WHERE phone_number_id = ?", (phone_number_id,)
+            "SELECT * FROM api_keys WHERE user_id = ? ORDER BY created_at, id", (user_id,)
         )
-        return rows[0]["user_id"] if rows else None
+        return [_api_key(row) for row in rows]
+
+    async def delete_api_key(self, user_id: str, key_id: str) -> bool:
+        sql = "DELETE FROM api_keys WHERE user_id = ? AND id = ?"
+        return await self._change(sql, (user_id, key_id)) > 0
+
+    async def api_key_by_digest(self, digest: str) -> ApiKey | None:
+        rows = await self._fetch("SELECT * FROM api_keys WHERE digest = ?", (digest,))
+        return _api_key(rows[0]) if rows else None
 
     # -- Google connections ---------------------------------------------------------------------
     async def save_connection(self, connection: Connection) -> None:

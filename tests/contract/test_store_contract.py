@@ -27,6 +27,7 @@ from tests.harness import mongo
 from tests.harness.servers import free_port
 from vapi_calendar.ports.stores import (
     AlreadyExists,
+    ApiKey,
     CalendarWarning,
     Connection,
     NotFound,
@@ -276,6 +277,115 @@ async def test_relink_to_unknown_user_keeps_existing_link(store: Store) -> None:
     with pytest.raises(NotFound):
         await store.link_assistant("a1", "nobody")
     assert await store.user_for_assistant("a1") == "u1"
+
+
+# -- links of every platform ---------------------------------------------------------------------
+
+
+async def test_links_are_per_platform_and_kind(store: Store) -> None:
+    await store.create_user(_user("u1"))
+    await store.create_user(_user("u2"))
+    await store.put_link("retell", "agent", "agent_1", "u1")
+    await store.put_link("elevenlabs", "agent", "agent_1", "u2")  # same id, another platform
+    await store.put_link("retell", "phoneNumber", "+14155550100", "u2")
+    assert await store.linked_user("retell", "agent", "agent_1") == "u1"
+    assert await store.linked_user("elevenlabs", "agent", "agent_1") == "u2"
+    assert await store.linked_user("vapi", "agent", "agent_1") is None
+    assert await store.linked_user("retell", "phoneNumber", "agent_1") is None
+    assert await store.linked_user("retell", "phoneNumber", "+14155550100") == "u2"
+
+    await store.put_link("retell", "agent", "agent_1", "u2")  # relink replaces
+    assert await store.linked_user("retell", "agent", "agent_1") == "u2"
+    assert await store.delete_link("retell", "agent", "agent_1") is True
+    assert await store.delete_link("retell", "agent", "agent_1") is False
+    assert await store.linked_user("retell", "agent", "agent_1") is None
+    assert await store.linked_user("elevenlabs", "agent", "agent_1") == "u2"
+    with pytest.raises(NotFound):
+        await store.put_link("retell", "agent", "agent_2", "nobody")
+    assert await store.linked_user("retell", "agent", "agent_2") is None
+
+
+async def test_vapi_links_are_the_vapi_platforms_links(store: Store) -> None:
+    """The Vapi-named methods (admin routes /api/assistants, /api/phone-numbers) and the
+    platform links (/api/links/vapi/...) read and write the same data."""
+    await store.create_user(_user("u1"))
+    await store.link_assistant("asst_1", "u1")
+    await store.put_link("vapi", "phoneNumber", "pn_1", "u1")
+    assert await store.linked_user("vapi", "agent", "asst_1") == "u1"
+    assert await store.user_for_phone_number("pn_1") == "u1"
+    assert await store.delete_link("vapi", "agent", "asst_1") is True
+    assert await store.user_for_assistant("asst_1") is None
+
+
+async def test_delete_user_deletes_its_links_on_every_platform(store: Store) -> None:
+    await store.create_user(_user("u1"))
+    await store.create_user(_user("u2"))
+    for platform in ("vapi", "retell", "elevenlabs"):
+        await store.put_link(platform, "agent", "a1", "u1")
+        await store.put_link(platform, "phoneNumber", "+14155550100", "u1")
+        await store.put_link(platform, "agent", "b1", "u2")
+    assert await store.delete_user("u1") is True
+    for platform in ("vapi", "retell", "elevenlabs"):
+        assert await store.linked_user(platform, "agent", "a1") is None
+        assert await store.linked_user(platform, "phoneNumber", "+14155550100") is None
+        assert await store.linked_user(platform, "agent", "b1") == "u2"
+
+
+# -- API keys ------------------------------------------------------------------------------------
+
+
+def _api_key(key_id: str, user_id: str = "u1", digest: str | None = None, **kw: Any) -> ApiKey:
+    return ApiKey(
+        id=key_id,
+        user_id=user_id,
+        digest=digest or f"digest-{key_id}",
+        name=kw.get("name", ""),
+        created_at=kw.get("created_at", _utc(2026, 1, 1, 12, 0, 0)),
+    )
+
+
+async def test_api_keys_are_created_listed_found_by_digest_and_deleted(store: Store) -> None:
+    await store.create_user(_user("u1"))
+    await store.create_user(_user("u2"))
+    first = _api_key("k1", name="vapi prod", created_at=_utc(2026, 1, 1, 12, 0, 0, 123456))
+    second = _api_key("k2", created_at=_utc(2026, 1, 2))
+    await store.create_api_key(second)
+    await store.create_api_key(first)
+    await store.create_api_key(_api_key("k3", user_id="u2"))
+    assert await store.list_api_keys("u1") == [first, second]  # oldest first, exact round trip
+    assert await store.api_key_by_digest("digest-k1") == first
+    assert await store.api_key_by_digest("nope") is None
+
+    assert await store.delete_api_key("u2", "k1") is False  # not u2's key
+    assert await store.api_key_by_digest("digest-k1") == first
+    assert await store.delete_api_key("u1", "k1") is True
+    assert await store.delete_api_key("u1", "k1") is False
+    assert await store.api_key_by_digest("digest-k1") is None
+    assert [k.id for k in await store.list_api_keys("u1")] == ["k2"]
+
+
+async def test_api_key_ids_and_digests_are_unique_and_need_a_user(store: Store) -> None:
+    await store.create_user(_user("u1"))
+    await store.create_api_key(_api_key("k1"))
+    with pytest.raises(AlreadyExists):
+        await store.create_api_key(_api_key("k1", digest="other"))
+    with pytest.raises(AlreadyExists):
+        await store.create_api_key(_api_key("k2", digest="digest-k1"))
+    with pytest.raises(NotFound):
+        await store.create_api_key(_api_key("k3", user_id="nobody"))
+    assert [k.id for k in await store.list_api_keys("u1")] == ["k1"]
+    assert await store.list_api_keys("nobody") == []
+
+
+async def test_delete_user_deletes_its_api_keys(store: Store) -> None:
+    await store.create_user(_user("u1"))
+    await store.create_user(_user("u2"))
+    await store.create_api_key(_api_key("k1"))
+    await store.create_api_key(_api_key("k2", user_id="u2"))
+    assert await store.delete_user("u1") is True
+    assert await store.api_key_by_digest("digest-k1") is None
+    assert await store.list_api_keys("u1") == []
+    assert await store.api_key_by_digest("digest-k2") is not None
 
 
 async def test_delete_user_cascades_to_links_and_connection(store: Store) -> None:
@@ -814,6 +924,55 @@ async def test_sqlite_upgrades_a_version_1_database_keeping_its_data(sqlite_path
     finally:
         await s.close()
     assert await _user_version(sqlite_path) == SCHEMA_VERSION == len(MIGRATIONS)
+
+
+async def test_sqlite_moves_vapi_links_of_a_version_4_database_into_platform_links(
+    sqlite_path: str,
+) -> None:
+    async with aiosqlite.connect(sqlite_path) as db:
+        for statements in MIGRATIONS[:4]:
+            for sql in statements:
+                await db.execute(sql)
+        await db.execute("INSERT INTO users (id, timezone, created_at) VALUES ('u1', 'UTC', 0)")
+        await db.execute("INSERT INTO assistants (assistant_id, user_id) VALUES ('a1', 'u1')")
+        await db.execute(
+            "INSERT INTO phone_numbers (phone_number_id, user_id) VALUES ('pn1', 'u1')"
+        )
+        await db.execute("PRAGMA user_version=4")
+        await db.commit()
+    s = SQLiteStore(sqlite_path)
+    await s.open()
+    try:
+        assert await s.linked_user("vapi", "agent", "a1") == "u1"
+        assert await s.linked_user("vapi", "phoneNumber", "pn1") == "u1"
+        assert await s.user_for_assistant("a1") == "u1"
+    finally:
+        await s.close()
+    assert await _user_version(sqlite_path) == SCHEMA_VERSION
+
+
+async def test_mongo_moves_vapi_links_of_the_old_collections_into_platform_links(
+    mongodb_url: str,
+) -> None:
+    url = mongo.with_database(mongodb_url, mongo.unique_database_name())
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(url)
+    try:
+        db = client.get_default_database()
+        db.users.insert_one({"_id": "u1", "timezone": "UTC", "rules": "{}", "created_at": None})
+        db.assistants.insert_one({"_id": "a1", "user_id": "u1"})
+        db.phone_numbers.insert_one({"_id": "pn1", "user_id": "u1"})
+        s = MongoStore(url)
+        await s.open()
+        try:
+            assert await s.user_for_assistant("a1") == "u1"
+            assert await s.linked_user("vapi", "phoneNumber", "pn1") == "u1"
+        finally:
+            await s.close()
+        assert db.assistants.count_documents({}) == 0
+        assert db.phone_numbers.count_documents({}) == 0
+    finally:
+        client.close()
+        mongo.drop_database(url)
 
 
 def _in_another_process(path: str, call: str) -> None:

@@ -174,3 +174,71 @@ def test_logs_never_contain_credentials(tmp_path: Path) -> None:
     assert answered["user_id"] == "demo" and answered["outcomes"] == ["ok"]
     assert answered["tools"] == ["checkAvailability"] and answered["call_id"] == "c"
     assert answered["request_id"] in {entry["request_id"] for entry in access}
+
+
+def test_other_platforms_log_no_credential_nor_what_a_caller_said(tmp_path: Path) -> None:
+    """Retell, ElevenLabs and MCP at LOG_LEVEL=debug: no secret, key or signature, and none of
+    the arguments (the MCP SDK logs its JSON-RPC messages at DEBUG)."""
+    import asyncio
+
+    from tests.harness.platforms import mcp_calls, retell_sign
+
+    admin, retell_key, tool_secret = "admin-must-not-log", "retell-must-not-log", "el-must-not-log"
+    with serve_process(
+        tmp_path,
+        ADMIN_TOKEN=admin,
+        RETELL_API_KEY=retell_key,
+        ELEVENLABS_TOOL_SECRET=tool_secret,
+        LOG_LEVEL="debug",
+    ) as served:
+        auth = {"authorization": f"Bearer {admin}"}
+        key = httpx.post(f"{served.url}/api/users/demo/api-keys", headers=auth).json()["key"]
+        for platform in ("retell", "elevenlabs"):
+            link = httpx.put(
+                f"{served.url}/api/links/{platform}/ag_demo", json={"userId": "demo"}, headers=auth
+            )
+            assert link.status_code == 200
+        tomorrow = (datetime.now(ZoneInfo("America/New_York")) + timedelta(days=1)).date()
+
+        def args(hour: int, who: str) -> dict:
+            return {"startDateTime": f"{tomorrow}T{hour}:00:00", "summary": f"Root canal for {who}"}
+
+        (mcp,) = asyncio.run(
+            mcp_calls(
+                served.url,
+                key,
+                [("scheduleAppointment", args(14, "Quentin Zebulon"))],
+                headers={"X-Call-Id": "call-mcp-log"},
+            )
+        )
+        assert mcp.is_error is False
+        body = json.dumps(
+            {
+                "name": "scheduleAppointment",
+                "call": {"call_id": "call-retell-log", "agent_id": "ag_demo"},
+                "args": args(15, "Xavier Quimby"),
+            }
+        ).encode()
+        signature = retell_sign(body, api_key=retell_key)
+        retell = httpx.post(
+            f"{served.url}/retell/functions/scheduleAppointment",
+            content=body,
+            headers={"x-retell-signature": signature, "content-type": "application/json"},
+            timeout=30,
+        )
+        assert retell.status_code == 200 and "booked" in retell.json()
+        eleven = httpx.post(
+            f"{served.url}/elevenlabs/tools/scheduleAppointment",
+            json={**args(16, "Yolanda Wexford"), "system__agent_id": "ag_demo"},
+            headers={"authorization": f"Bearer {tool_secret}"},
+            timeout=30,
+        )
+        assert eleven.status_code == 200 and "booked" in eleven.json()
+    output = served.output
+    for credential in (admin, retell_key, tool_secret, key, signature):
+        assert credential not in output, f"{credential[:12]}… leaked into the log"
+    for said in ("Quentin Zebulon", "Xavier Quimby", "Yolanda Wexford", "Root canal"):
+        assert said not in output
+    logged = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    platforms = {e.get("platform") for e in logged if e["msg"] == "tool calls answered"}
+    assert platforms == {"mcp", "retell", "elevenlabs"}

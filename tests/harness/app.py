@@ -41,6 +41,8 @@ CLIENT_SECRET = "test-client-secret"
 VAPI_SECRET = "test-vapi-secret"
 HMAC_SECRET = "test-hmac-secret"
 ADMIN_TOKEN = "test-admin-token"
+RETELL_API_KEY = "key_test_retell_webhook"
+ELEVENLABS_TOOL_SECRET = "test-elevenlabs-tool-secret"
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "vapi"
 # Ana's Vapi phone number (the fixtures' README): linked to `ana` by the `app` fixture.
 ANA_PHONE_NUMBER_ID = "7d1c2f0e-5a7b-4c3d-9e8f-0a1b2c3d4e5f"
@@ -93,6 +95,8 @@ def app_settings(tmp_path: Path, emulator_url: str, **overrides: Any) -> Setting
         "vapi_secret": VAPI_SECRET,
         "vapi_hmac_secret": HMAC_SECRET,
         "admin_token": ADMIN_TOKEN,
+        "retell_api_key": RETELL_API_KEY,
+        "elevenlabs_tool_secret": ELEVENLABS_TOOL_SECRET,
         "google_client_id": CLIENT_ID,
         "google_client_secret": CLIENT_SECRET,
         "google_emulator_url": emulator_url,

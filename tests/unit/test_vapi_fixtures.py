@@ -275,7 +275,7 @@ def test_flattened_variant_parses() -> None:
         None,
     )
     assert call.arguments["startDateTime"] == "2031-03-11T09:00:00"
-    assert Link("assistant", "asst_ana_haircuts", "call.assistantId") in parsed.call.identity
+    assert Link("vapi", "agent", "asst_ana_haircuts", "call.assistantId") in parsed.call.identity
 
 
 def test_pretty_printed_string_arguments_parse() -> None:
@@ -300,7 +300,7 @@ def test_parser_agrees_with_sdk(name: str) -> None:
     assert conversation is not None
     assert parsed.call.call_id == conversation.id
     if sdk.call is not None and sdk.call.assistant_id:
-        assert sdk.call.assistant_id in _links(parsed, "assistant")
+        assert sdk.call.assistant_id in _links(parsed, "agent")
     if sdk.call is not None and sdk.call.phone_number_id:
         assert _links(parsed, "phoneNumber")[0] == sdk.call.phone_number_id
     assert parsed.timestamp is not None
@@ -325,7 +325,7 @@ def test_check_availability_fixture() -> None:
     [raw_call] = load("tool_calls_check_availability.json")["message"]["toolCallList"]
     assert isinstance(raw_call["function"]["arguments"], str)  # the SDK's documented form
     parsed = parse_fixture("tool_calls_check_availability.json")
-    assert _links(parsed, "assistant") == ["asst_ana_haircuts"]
+    assert _links(parsed, "agent") == ["asst_ana_haircuts"]
     assert parsed.call.customer_number == "+14155550123"
     [call] = parsed.tool_calls
     assert call.name == "checkAvailability"
@@ -338,7 +338,7 @@ def test_check_availability_fixture() -> None:
 
 def test_schedule_fixture_keeps_object_arguments() -> None:
     parsed = parse_fixture("tool_calls_schedule_object_args.json")
-    assert _links(parsed, "assistant") == ["asst_ana_haircuts"]
+    assert _links(parsed, "agent") == ["asst_ana_haircuts"]
     [call] = parsed.tool_calls
     assert (call.id, call.name) == ("call_schedule_1", "scheduleAppointment")
     assert call.arguments == {
@@ -373,40 +373,40 @@ IDENTITY = {
     ),
     "tool_calls_override_metadata.json": (
         Claim("call.assistantOverrides.metadata", "ana"),
-        Link("assistant", "asst_unlinked", "assistant.id"),
-        Link("phoneNumber", OTHER_PHONE_NUMBER_ID, "call.phoneNumberId"),
+        Link("vapi", "agent", "asst_unlinked", "assistant.id"),
+        Link("vapi", "phoneNumber", OTHER_PHONE_NUMBER_ID, "call.phoneNumberId"),
     ),
     "tool_calls_unlinked_assistant.json": (
-        Link("assistant", "asst_nobody", "assistant.id"),
-        Link("phoneNumber", OTHER_PHONE_NUMBER_ID, "call.phoneNumberId"),
+        Link("vapi", "agent", "asst_nobody", "assistant.id"),
+        Link("vapi", "phoneNumber", OTHER_PHONE_NUMBER_ID, "call.phoneNumberId"),
     ),
     # A transient assistant given inline when the call was created (no message.assistant in
     # 2024 phone captures), on a number that is not Ana's.
     "vapi4k_transient_assistant_phone.json": (
         Claim("call.assistant.metadata", "ana"),
-        Link("phoneNumber", "9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "call.phoneNumberId"),
+        Link("vapi", "phoneNumber", "9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "call.phoneNumberId"),
     ),
     # An inline squad on Ana's number: no assistant id, no metadata; only the number names her.
     "vapi4k_squad_inline_phone.json": (
-        Link("phoneNumber", ANA_PHONE_NUMBER_ID, "call.phoneNumberId"),
+        Link("vapi", "phoneNumber", ANA_PHONE_NUMBER_ID, "call.phoneNumberId"),
     ),
     # An inline squad on a web call: the active member, as Vapi sends it, carries metadata.
     "vapi4k_squad_member_webcall.json": (Claim("assistant.metadata", "ana"),),
     # A saved assistant: its id twice (call.assistantId = assistant.id), looked up once.
     "finzie_saved_assistant_tool_calls.json": (
-        Link("assistant", "asst_ana_haircuts", "assistant.id"),
+        Link("vapi", "agent", "asst_ana_haircuts", "assistant.id"),
     ),
     # A SIP call whose assistant came from an assistant-request: only the Vapi number.
     "help_netizen_sip_tool_calls.json": (
-        Link("phoneNumber", ANA_PHONE_NUMBER_ID, "call.phoneNumberId"),
+        Link("vapi", "phoneNumber", ANA_PHONE_NUMBER_ID, "call.phoneNumberId"),
     ),
     # A squad of saved assistants: no call.assistantId; the active member's saved id.
     "wanda_squad_saved_members_sip.json": (
-        Link("assistant", "asst_ana_haircuts", "assistant.id"),
-        Link("phoneNumber", "0eac8823-cc7f-4e85-8d05-000000000006", "call.phoneNumberId"),
+        Link("vapi", "agent", "asst_ana_haircuts", "assistant.id"),
+        Link("vapi", "phoneNumber", "0eac8823-cc7f-4e85-8d05-000000000006", "call.phoneNumberId"),
     ),
     # A chat: no call at all; the chat's assistant.
-    "ellie_chat_tool_calls.json": (Link("assistant", "asst_ana_haircuts", "assistant.id"),),
+    "ellie_chat_tool_calls.json": (Link("vapi", "agent", "asst_ana_haircuts", "assistant.id"),),
     "variants/keey_pretty_string_arguments.json": (),
 }
 

@@ -191,8 +191,8 @@ def test_identity_fields() -> None:
         identity=(
             Claim("call.assistantOverrides.metadata", "ana"),
             Claim("assistant.metadata", "assistant-user"),
-            Link("assistant", "asst_ana_haircuts", "call.assistantId"),
-            Link("phoneNumber", "pn-1", "call.phoneNumberId"),
+            Link("vapi", "agent", "asst_ana_haircuts", "call.assistantId"),
+            Link("vapi", "phoneNumber", "pn-1", "call.phoneNumberId"),
         ),
     )
 
@@ -218,11 +218,11 @@ def test_every_identity_source_in_precedence_order() -> None:
         Claim("assistant.metadata", "u-active"),
         Claim("call.assistant.metadata", "u-inline"),
         Claim("chat.assistant.metadata", "7"),
-        Link("assistant", "a-active", "assistant.id"),
-        Link("assistant", "a-call", "call.assistantId"),
-        Link("assistant", "a-chat", "chat.assistantId"),
-        Link("phoneNumber", "pn-call", "call.phoneNumberId"),
-        Link("phoneNumber", "pn-message", "phoneNumber.id"),
+        Link("vapi", "agent", "a-active", "assistant.id"),
+        Link("vapi", "agent", "a-call", "call.assistantId"),
+        Link("vapi", "agent", "a-chat", "chat.assistantId"),
+        Link("vapi", "phoneNumber", "pn-call", "call.phoneNumberId"),
+        Link("vapi", "phoneNumber", "pn-message", "phoneNumber.id"),
     )
 
 
@@ -234,16 +234,16 @@ def test_an_id_named_twice_is_looked_up_once_under_its_first_name() -> None:
         "phoneNumber": {"id": "pn-1"},
     }
     assert parse_server_message(body(message)).call.identity == (
-        Link("assistant", "a1", "assistant.id"),
-        Link("phoneNumber", "pn-1", "call.phoneNumberId"),
+        Link("vapi", "agent", "a1", "assistant.id"),
+        Link("vapi", "phoneNumber", "pn-1", "call.phoneNumberId"),
     )
 
 
 def test_an_assistant_id_and_a_phone_number_id_may_be_equal() -> None:
     message = {"type": "hang", "call": {"assistantId": "same", "phoneNumberId": "same"}}
     assert parse_server_message(body(message)).call.identity == (
-        Link("assistant", "same", "call.assistantId"),
-        Link("phoneNumber", "same", "call.phoneNumberId"),
+        Link("vapi", "agent", "same", "call.assistantId"),
+        Link("vapi", "phoneNumber", "same", "call.phoneNumberId"),
     )
 
 
@@ -256,7 +256,7 @@ def test_a_chat_has_no_call_and_is_named_by_its_chat_id() -> None:
     }
     parsed = parse_server_message(body(message))
     assert parsed.call == CallInfo(
-        call_id="chat-1", identity=(Link("assistant", "asst_ana_haircuts", "assistant.id"),)
+        call_id="chat-1", identity=(Link("vapi", "agent", "asst_ana_haircuts", "assistant.id"),)
     )
     assert parsed.tool_request().call.call_id == "chat-1"
 
@@ -276,7 +276,7 @@ def test_explicit_nulls_are_absent() -> None:
         },
     }
     assert parse_server_message(body(message)).call.identity == (
-        Link("phoneNumber", "pn-1", "call.phoneNumberId"),
+        Link("vapi", "phoneNumber", "pn-1", "call.phoneNumberId"),
     )
 
 
@@ -288,7 +288,7 @@ def test_customer_falls_back_to_the_call_customer() -> None:
 def test_phone_number_id_falls_back_to_the_phone_number_object() -> None:
     message = {"type": "status-update", "call": {"id": "c"}, "phoneNumber": {"id": "pn-9"}}
     assert parse_server_message(body(message)).call.identity == (
-        Link("phoneNumber", "pn-9", "phoneNumber.id"),
+        Link("vapi", "phoneNumber", "pn-9", "phoneNumber.id"),
     )
 
 

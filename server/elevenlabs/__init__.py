@@ -1,0 +1,1 @@
+"""ElevenLabs Agents webhook ("server") tools: `POST /elevenlabs/tools/{toolName}`."""

@@ -1,0 +1,1 @@
+"""Retell AI custom functions: `POST /retell/functions/{toolName}`."""
