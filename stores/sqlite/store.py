@@ -120,6 +120,11 @@ MIGRATIONS: list[list[str]] = [
         """,
         "CREATE INDEX phone_numbers_user_id ON phone_numbers(user_id)",
     ],
+    # 5: which calendar provider a connection (and a pending consent) is with
+    [
+        "ALTER TABLE google_connections ADD COLUMN provider TEXT NOT NULL DEFAULT 'google'",
+        "ALTER TABLE oauth_states ADD COLUMN provider TEXT NOT NULL DEFAULT 'google'",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -186,6 +191,7 @@ def _connection(row: sqlite3.Row) -> Connection:
         status=row["status"],
         updated_at=_from_epoch(row["updated_at"]),
         warnings=_warnings(row["warnings"]),
+        provider=row["provider"],
     )
 
 
@@ -420,19 +426,20 @@ class SQLiteStore(Store):
         )
         return rows[0]["user_id"] if rows else None
 
-    # -- Google connections ---------------------------------------------------------------------
+    # -- calendar connections ---------------------------------------------------------------------
     async def save_connection(self, connection: Connection) -> None:
         c = connection
         updated_at = time.time() if c.updated_at is None else _epoch(c.updated_at)
         rows = await self._fetch(
             "INSERT INTO google_connections (user_id, access_token, refresh_token, expiry, "
-            "scopes, email, subject, status, updated_at, warnings) "
-            "SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM users WHERE id = ? "
+            "scopes, email, subject, status, updated_at, warnings, provider) "
+            "SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM users WHERE id = ? "
             "ON CONFLICT (user_id) DO UPDATE SET "
             "access_token = excluded.access_token, refresh_token = excluded.refresh_token, "
             "expiry = excluded.expiry, scopes = excluded.scopes, email = excluded.email, "
             "subject = excluded.subject, status = excluded.status, "
-            "updated_at = excluded.updated_at, warnings = excluded.warnings "
+            "updated_at = excluded.updated_at, warnings = excluded.warnings, "
+            "provider = excluded.provider "
             "RETURNING user_id",
             (
                 c.access_token,
@@ -444,6 +451,7 @@ class SQLiteStore(Store):
                 c.status,
                 updated_at,
                 _warnings_json(c.warnings),
+                c.provider,
                 c.user_id,
             ),
         )
@@ -482,8 +490,8 @@ class SQLiteStore(Store):
     async def put_oauth_state(self, state: OAuthState) -> None:
         await self._change(
             "INSERT OR REPLACE INTO oauth_states "
-            "(state_hash, user_id, code_verifier, expires_at, link, browser) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "(state_hash, user_id, code_verifier, expires_at, link, browser, provider) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 state.state_hash,
                 state.user_id,
@@ -491,6 +499,7 @@ class SQLiteStore(Store):
                 _epoch(state.expires_at),
                 state.link,
                 state.browser,
+                state.provider,
             ),
         )
 
@@ -499,7 +508,7 @@ class SQLiteStore(Store):
         # gets the row back. Expiry is checked afterwards so an expired state is gone too.
         rows = await self._fetch(
             "DELETE FROM oauth_states WHERE state_hash = ? "
-            "RETURNING state_hash, user_id, code_verifier, expires_at, link, browser",
+            "RETURNING state_hash, user_id, code_verifier, expires_at, link, browser, provider",
             (state_hash,),
         )
         # Abandoned consents are never consumed; sweep them by the caller's clock so the
@@ -515,6 +524,7 @@ class SQLiteStore(Store):
             expires_at=_from_epoch(row["expires_at"]),
             link=row["link"],
             browser=row["browser"],
+            provider=row["provider"],
         )
 
     # -- leases -----------------------------------------------------------------------------------
