@@ -156,10 +156,12 @@ class EmulatorControl:
         latency_ms: int | None = None,
         error_description: str | None = None,
         body: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         """Fail the next `times` requests of `kind` (or each with `probability`, until cleared).
 
-        `status=None` with `latency_ms` only slows the request down.
+        `status=None` with `latency_ms` only slows the request down; `headers` are added to the
+        failure (e.g. Retry-After on a Microsoft Graph 429).
         """
         payload: dict[str, Any] = {"kind": kind, "status": status, "times": times}
         for key, value in (
@@ -168,6 +170,7 @@ class EmulatorControl:
             ("latency_ms", latency_ms),
             ("error_description", error_description),
             ("body", body),
+            ("headers", headers),
         ):
             if value is not None:
                 payload[key] = value

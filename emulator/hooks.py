@@ -182,6 +182,7 @@ def make_routes(state: EmulatorState) -> list[Route]:
                 times=int(body.get("times", 1)),
                 probability=float(probability) if probability is not None else None,
                 latency_ms=int(body.get("latency_ms") or 0),
+                headers={str(k): str(v) for k, v in (body.get("headers") or {}).items()},
             )
         )
         return {}

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from vapi_calendar.emulator.microsoft.state import MicrosoftState
+
 SCOPE_PREFIX = "https://www.googleapis.com/auth/"
 
 # Google answers with the canonical form of these OpenID aliases, which is what makes oauthlib
@@ -130,6 +132,7 @@ class Fault:
     times: int = 1
     probability: float | None = None
     latency_ms: int = 0
+    headers: dict[str, str] | None = None  # extra response headers, e.g. Retry-After
 
 
 @dataclass
@@ -154,6 +157,8 @@ class EmulatorState:
         self.clients: dict[str, Client] = {}
         for client_id, secret in (clients or {}).items():
             self.clients[client_id] = Client(client_id, secret)
+        # Microsoft 365, served by the same app through the same fault and counting gate.
+        self.microsoft = MicrosoftState(begin_request=self.begin_request, clock=clock)
         self._init_mutable()
 
     def _init_mutable(self) -> None:
@@ -184,9 +189,10 @@ class EmulatorState:
     # ---- housekeeping -------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget everything except registered OAuth clients."""
+        """Forget everything except registered OAuth clients (Microsoft's included)."""
         with self._lock:
             self._init_mutable()
+        self.microsoft.reset()
 
     def reset_requests(self) -> None:
         with self._lock:

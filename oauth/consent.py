@@ -10,8 +10,11 @@ What makes it safe:
 - A connect link works until a connection completes through it, then never again (the link id
   is marked used in the store, first writer wins). A failed attempt (denied, a permission
   missing) leaves the same link usable until it expires; no page ever mints a new link.
-- A user already connected to one Google account is not silently moved to another: that needs a
+- A user already connected to one account is not silently moved to another — another account
+  of the same provider, or another provider altogether (one provider per user): that needs a
   link created with `allowAccountChange`, and the integrator is told.
+- The callback must come back on the provider the consent was started with (the state records
+  it), so one provider's answer can never finish another's consent.
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from datetime import UTC, datetime, timedelta
 
 from vapi_calendar.oauth.grants import Grants
 from vapi_calendar.oauth.links import ConnectLinks, LinkClaims, LinkError
+from vapi_calendar.oauth.registry import Provider, Providers
 from vapi_calendar.oauth.vault import TokenVault, VaultError
-from vapi_calendar.ports.calendar import CalendarClient
 from vapi_calendar.ports.events import ConnectionEvents
-from vapi_calendar.ports.oauth import Consent, ExchangeFailed, Grant, OAuthClient
+from vapi_calendar.ports.oauth import Consent, ExchangeFailed, Grant
 from vapi_calendar.ports.stores import (
     Connection,
     ConnectionStore,
@@ -44,6 +47,9 @@ from vapi_calendar.tools.rules import TIMEZONE_SOURCE
 log = logging.getLogger(__name__)
 
 STATE_LIFETIME = timedelta(minutes=10)
+# What the identity platform answers when the person may not consent themselves: the tenant's
+# consent policy wants an administrator ("Need admin approval", AADSTS90094 / AADSTS65001).
+ADMIN_APPROVAL_ERRORS = frozenset({"consent_required", "admin_consent_required"})
 
 
 class ConsentFailure(Exception):
@@ -64,6 +70,7 @@ class ConsentFailure(Exception):
 class Connected:
     user: User
     email: str | None
+    provider: Provider
 
 
 def digest(value: str) -> str:
@@ -81,9 +88,11 @@ def used_key(link_id: str) -> str:
     return f"link-used:{link_id}"
 
 
-def same_account(connection: Connection, consent: Consent) -> bool:
-    """Whether a new consent is for the account already connected (by Google's stable id, else
-    by email, for connections made before ids were kept)."""
+def same_account(connection: Connection, consent: Consent, provider: str) -> bool:
+    """Whether a new consent is for the account already connected: the same provider, and
+    the same stable account id, else the same email (connections made before ids were kept)."""
+    if connection.provider != provider:
+        return False
     if connection.subject and consent.subject:
         return connection.subject == consent.subject
     if connection.email and consent.email:
@@ -114,8 +123,7 @@ class ConsentFlow:
         connections: ConnectionStore,
         links: ConnectLinks,
         vault: TokenVault,
-        oauth: OAuthClient,
-        calendars: CalendarClient,
+        providers: Providers,
         grants: Grants,
         events: ConnectionEvents,
     ) -> None:
@@ -125,8 +133,7 @@ class ConsentFlow:
         self._connections = connections
         self._links = links
         self._vault = vault
-        self._oauth = oauth
-        self._calendars = calendars
+        self._providers = providers
         self._grants = grants
         self._events = events
 
@@ -140,11 +147,13 @@ class ConsentFlow:
             raise LinkError("invalid")
         return link, user
 
-    async def start(self, link: LinkClaims, browser_key: str) -> str:
-        """Record a pending consent bound to this link and browser; the provider's consent URL.
+    async def start(self, link: LinkClaims, browser_key: str, provider_name: str) -> str:
+        """Record a pending consent bound to this link, browser and provider; the provider's
+        consent URL. `UnknownProvider` for a provider this deployment does not offer.
 
         `browser_key` is the random value the caller puts in the browser's cookie.
         """
+        provider = self._providers.get(provider_name)
         state = secrets.token_urlsafe(32)
         verifier, challenge = pkce_pair()
         state_hash = digest(state)
@@ -156,11 +165,16 @@ class ConsentFlow:
                 expires_at=datetime.now(UTC) + STATE_LIFETIME,
                 link=self._vault.encrypt(link.token, context=f"link:{state_hash}"),
                 browser=digest(browser_key),
+                provider=provider.name,
             )
         )
-        return self._oauth.authorization_url(state=state, code_challenge=challenge)
+        return provider.oauth.authorization_url(state=state, code_challenge=challenge)
 
-    async def finish(self, params: dict[str, str], browser_key: str | None) -> Connected:
+    async def finish(
+        self, params: dict[str, str], browser_key: str | None, provider_name: str
+    ) -> Connected:
+        """Finish the consent `params` (the provider's callback query) answers; the callback
+        arrived at `provider_name`'s address."""
         state = params.get("state")
         if not state:
             raise ConsentFailure(
@@ -183,6 +197,12 @@ class ConsentFlow:
                 "This sign-in was started in a different browser, so nothing was changed. "
                 "Open your connect link again in this browser.",
             )
+        if pending.provider != provider_name or pending.provider not in self._providers:
+            # Another provider's answer to this consent, or a provider no longer offered.
+            raise ConsentFailure(
+                400, "This sign-in link is not valid", "Please open the connect link again."
+            )
+        provider = self._providers.get(pending.provider)
         link = self._pending_link(pending)
         retry = self._links.url(link.token) if link.expires_at > datetime.now(UTC) else None
         user = await self._users.get_user(pending.user_id)
@@ -197,12 +217,27 @@ class ConsentFlow:
                     "you can try again whenever you like.",
                     retry_url=retry,
                 )
+            if error in ADMIN_APPROVAL_ERRORS:
+                raise ConsentFailure(
+                    403,
+                    "Your organization's administrator must approve this first",
+                    f"Your {provider.vendor} organization lets only an administrator allow "
+                    "calendar access for new apps. Ask your IT administrator to approve it "
+                    "(they can grant consent for everyone in your organization), then try "
+                    "again. Nothing was changed.",
+                    retry_url=retry,
+                )
             raise ConsentFailure(
-                502, "Google could not complete the sign-in", "Please try again.", retry_url=retry
+                502,
+                f"{provider.vendor} could not complete the sign-in",
+                "Please try again.",
+                retry_url=retry,
             )
         code = params.get("code")
         if not code:
-            raise ConsentFailure(400, "Google sent an incomplete answer", "Please try again.")
+            raise ConsentFailure(
+                400, f"{provider.vendor} sent an incomplete answer", "Please try again."
+            )
         try:
             verifier = self._vault.decrypt(
                 pending.code_verifier, context=f"pkce:{pending.state_hash}"
@@ -211,24 +246,28 @@ class ConsentFlow:
             raise ConsentFailure(400, "This sign-in has expired", "Please try again.") from None
 
         try:
-            consent = await self._oauth.exchange_code(code, code_verifier=verifier)
+            consent = await provider.oauth.exchange_code(code, code_verifier=verifier)
         except ExchangeFailed:
             raise ConsentFailure(
                 502,
-                "Google did not accept the sign-in",
+                f"{provider.vendor} did not accept the sign-in",
                 "Nothing was changed. Please try again.",
                 retry_url=retry,
             ) from None
-        previous = await self._accept(user, link, consent, retry)
-        user = await self._adopt_calendar_timezone(user, consent.grant)
+        previous = await self._accept(user, link, consent, retry, provider)
+        user = await self._adopt_calendar_timezone(user, consent.grant, provider)
         await self._grants.store_grant(
-            user.id, consent.grant, email=consent.email, subject=consent.subject
+            user.id,
+            consent.grant,
+            email=consent.email,
+            subject=consent.subject,
+            provider=provider.name,
         )
-        if previous is not None and not same_account(previous, consent):
+        if previous is not None and not same_account(previous, consent, provider.name):
             self._events.publish("account_changed", user.id, email=consent.email)
         self._events.publish("connected", user.id, email=consent.email)
-        log.info("google calendar connected", extra={"user_id": user.id})
-        return Connected(user, consent.email)
+        log.info("calendar connected", extra={"user_id": user.id, "provider": provider.name})
+        return Connected(user, consent.email, provider)
 
     def _pending_link(self, pending: OAuthState) -> LinkClaims:
         try:
@@ -239,7 +278,12 @@ class ConsentFlow:
             raise ConsentFailure(400, "This sign-in has expired", "Please try again.") from None
 
     async def _accept(
-        self, user: User, link: LinkClaims, consent: Consent, retry: str | None
+        self,
+        user: User,
+        link: LinkClaims,
+        consent: Consent,
+        retry: str | None,
+        provider: Provider,
     ) -> Connection | None:
         """Every check a finished consent must pass before anything is stored (and the link is
         used up); a refused one is revoked at the provider, so no grant nobody holds is left
@@ -253,23 +297,33 @@ class ConsentFlow:
                 if len(consent.missing) == 1
                 else "Some permissions are missing",
                 f"To book appointments for you, please allow: {'; '.join(consent.missing)}. "
-                "Tick every box on Google's consent screen.",
+                f"Allow every permission on {provider.vendor}'s consent screen.",
                 retry_url=retry,
             )
         elif not consent.grant.refresh_token:
             failure = ConsentFailure(
-                502, "Google did not grant lasting access", "Please try again.", retry_url=retry
+                502,
+                f"{provider.vendor} did not grant lasting access",
+                "Please try again.",
+                retry_url=retry,
             )
         elif (
             previous is not None
-            and not same_account(previous, consent)
+            and not same_account(previous, consent, provider.name)
             and not link.allow_account_change
         ):
+            connected_with = (
+                self._providers.get(previous.provider).account
+                if previous.provider in self._providers
+                else "calendar account"
+            )
             failure = ConsentFailure(
                 409,
-                "This link cannot connect a different Google account",
-                "This calendar is already connected with another Google account, so nothing "
-                "was changed. To switch accounts, ask for a link that allows it.",
+                f"This link cannot connect a different {provider.account}"
+                if previous.provider == provider.name
+                else f"This link cannot switch the calendar to {provider.label}",
+                f"This calendar is already connected with another {connected_with}, so "
+                "nothing was changed. To switch accounts, ask for a link that allows it.",
             )
         elif not await self._records.put_record(
             used_key(link.link_id), "1", _used_lifetime(link), owner=user.id
@@ -280,15 +334,15 @@ class ConsentFlow:
                 "Nothing was changed. Ask for a new link if you need to connect again.",
             )
         if failure is not None:
-            await self._oauth.revoke(consent.grant.refresh_token or consent.grant.access_token)
+            await provider.oauth.revoke(consent.grant.refresh_token or consent.grant.access_token)
             raise failure
         return previous
 
-    async def _adopt_calendar_timezone(self, user: User, grant: Grant) -> User:
+    async def _adopt_calendar_timezone(self, user: User, grant: Grant, provider: Provider) -> User:
         """A user created without a time zone takes their calendar's."""
         if user.rules.get(TIMEZONE_SOURCE) != "default":
             return user
-        calendar = self._calendars.for_user(StoredTokenSource(grant))
+        calendar = provider.calendars.for_user(StoredTokenSource(grant))
         try:
             timezone = await calendar.timezone()
         except (ToolError, ExchangeFailed):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from vapi_calendar.oauth.registry import Providers
 from vapi_calendar.oauth.vault import TokenVault, VaultError
 from vapi_calendar.ports.events import ConnectionEvents
-from vapi_calendar.ports.oauth import OAuthClient
 from vapi_calendar.ports.stores import ConnectionStore
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ async def disconnect(
     *,
     store: ConnectionStore,
     vault: TokenVault,
-    oauth: OAuthClient,
+    providers: Providers,
     events: ConnectionEvents,
 ) -> Disconnected | None:
     """None when the user had no connection."""
@@ -39,11 +39,18 @@ async def disconnect(
         else:
             token = vault.decrypt(connection.access_token, context=f"access:{user_id}")
     except VaultError:
-        error = "stored tokens could not be decrypted, so nothing was revoked at Google"
+        error = "stored tokens could not be decrypted, so nothing was revoked at the provider"
     else:
-        error = await oauth.revoke(token)
+        if connection.provider in providers:
+            error = await providers.get(connection.provider).oauth.revoke(token)
+        else:
+            error = f"the {connection.provider} provider is not configured, so nothing was revoked"
     await store.delete_connection(user_id)
     events.publish("disconnected", user_id, email=connection.email)
     if error:
-        log.warning("revocation at google failed: %s", error, extra={"user_id": user_id})
+        log.warning(
+            "revocation at the provider failed: %s",
+            error,
+            extra={"user_id": user_id, "provider": connection.provider},
+        )
     return Disconnected(revoked=error is None, revoke_error=error)

@@ -15,7 +15,8 @@ Refresh policy:
 - A refused OAuth client (`ServiceMisconfigured`: the provider rejects this deployment's own
   client, e.g. Google's `invalid_client`) is nobody's grant problem: no user is flagged; the
   process raises an alarm instead (one error log line naming the settings to fix, a metric,
-  `/readyz` detail via `client_alarm`) that clears at the next successful refresh. The alarm
+  `/readyz` detail via `client_alarms`, per provider) that clears at the next successful
+  refresh with that provider. The alarm
   lives here, per process, not in the store: it is a fact about this process's configuration
   (replicas can differ during a rollout, and each one's readiness should say its own), a
   restart with fixed settings starts clean, and nothing needs clearing across replicas.
@@ -34,12 +35,19 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from vapi_calendar.oauth.readability import CalendarReadability
+from vapi_calendar.oauth.registry import Providers, UnknownProvider
 from vapi_calendar.oauth.vault import TokenVault, VaultError
-from vapi_calendar.ports.calendar import CalendarClient, CalendarProvider
+from vapi_calendar.ports.calendar import CalendarProvider
 from vapi_calendar.ports.events import ConnectionEvents
 from vapi_calendar.ports.locks import LockTimeout
-from vapi_calendar.ports.oauth import Grant, OAuthClient
-from vapi_calendar.ports.stores import CONNECTED, NEEDS_RECONNECT, Connection, ConnectionStore
+from vapi_calendar.ports.oauth import Grant
+from vapi_calendar.ports.stores import (
+    CONNECTED,
+    GOOGLE,
+    NEEDS_RECONNECT,
+    Connection,
+    ConnectionStore,
+)
 from vapi_calendar.support.budget import remaining
 from vapi_calendar.support.leases import Leases
 from vapi_calendar.support.metrics import Metrics
@@ -82,6 +90,7 @@ def seal(
     email: str | None,
     subject: str | None,
     status: str = CONNECTED,
+    provider: str = GOOGLE,
 ) -> Connection:
     """Encrypt a grant into its stored form, each token bound to its user and purpose."""
     return Connection(
@@ -98,6 +107,7 @@ def seal(
         subject=subject,
         status=status,
         updated_at=_utcnow(),
+        provider=provider,
     )
 
 
@@ -122,7 +132,7 @@ class Grants:
         *,
         store: ConnectionStore,
         vault: TokenVault,
-        oauth: OAuthClient,
+        providers: Providers,
         leases: Leases,
         events: ConnectionEvents,
         metrics: Metrics,
@@ -131,7 +141,7 @@ class Grants:
     ) -> None:
         self._store = store
         self._vault = vault
-        self._oauth = oauth
+        self._providers = providers
         self._leases = leases
         self._events = events
         self._metrics = metrics
@@ -139,18 +149,25 @@ class Grants:
         self._lease_wait = lease_wait_seconds
         self._inflight: dict[str, asyncio.Task[Grant]] = {}
         self._active: dict[str, float] = {}  # user id -> monotonic time of the last call
-        self._client_alarm: ClientAlarm | None = None
+        self._client_alarms: dict[str, ClientAlarm] = {}
 
     @property
-    def client_alarm(self) -> ClientAlarm | None:
-        """Set while the last refresh this process tried was refused for its OAuth client."""
-        return self._client_alarm
+    def client_alarms(self) -> dict[str, ClientAlarm]:
+        """By provider: set while the last refresh this process tried with that provider was
+        refused for its OAuth client."""
+        return dict(self._client_alarms)
 
     async def store_grant(
-        self, user_id: str, grant: Grant, *, email: str | None, subject: str | None
+        self,
+        user_id: str,
+        grant: Grant,
+        *,
+        email: str | None,
+        subject: str | None,
+        provider: str = GOOGLE,
     ) -> None:
         await self._store.save_connection(
-            seal(self._vault, user_id, grant, email=email, subject=subject)
+            seal(self._vault, user_id, grant, email=email, subject=subject, provider=provider)
         )
 
     def _open(self, connection: Connection) -> Grant:
@@ -248,23 +265,32 @@ class Grants:
                 if not current.refresh_token:
                     await self.mark_needs_reconnect(user_id)
                     raise ReconnectRequired()
-                refreshed = await self._refresh(user_id, current, path)
+                refreshed = await self._refresh(user_id, current, path, connection.provider)
                 await self._persist(user_id, refreshed, connection)
                 return refreshed
         except LockTimeout:
             raise CalendarUnavailable() from None
 
-    async def _refresh(self, user_id: str, grant: Grant, path: str) -> Grant:
+    async def _refresh(self, user_id: str, grant: Grant, path: str, provider: str) -> Grant:
         outcome = "ok"
         try:
-            refreshed = await self._oauth.refresh(grant)
+            try:
+                oauth = self._providers.get(provider).oauth
+            except UnknownProvider:
+                # Connected with a provider this deployment no longer offers: nothing to
+                # refresh with until the operator configures it again.
+                raise ServiceMisconfigured(
+                    cause="provider_not_configured",
+                    fix=f"configure the {provider} OAuth client, or have the user reconnect",
+                ) from None
+            refreshed = await oauth.refresh(grant)
         except ReconnectRequired:
             outcome = "invalid_grant"
             await self.mark_needs_reconnect(user_id)
             raise
         except ServiceMisconfigured as exc:
             outcome = "client_rejected"
-            self._client_rejected(exc)
+            self._client_rejected(provider, exc)
             raise
         except CalendarUnavailable:
             outcome = "failed"
@@ -272,35 +298,43 @@ class Grants:
         finally:
             self._metrics.refreshes.labels(path=path, outcome=outcome).inc()
             log.info("token refresh", extra={"user_id": user_id, "path": path, "outcome": outcome})
-        self._client_accepted()
+        self._client_accepted(provider)
         return refreshed
 
-    def _client_rejected(self, exc: ServiceMisconfigured) -> None:
-        alarm = self._client_alarm
+    def _client_rejected(self, provider: str, exc: ServiceMisconfigured) -> None:
+        alarm = self._client_alarms.get(provider)
         if alarm is not None and alarm.cause == exc.cause:
             return  # said once; the metric and /readyz keep saying it
-        self._client_alarm = ClientAlarm(exc.cause, _utcnow())
+        self._client_alarms[provider] = ClientAlarm(exc.cause, _utcnow())
         self._metrics.oauth_client_rejected.set(1)
         log.error(
-            "the calendar provider refuses this server's OAuth client (%s): %s. Every token "
-            "refresh fails until it is fixed; no user is asked to reconnect for it.",
+            "the calendar provider (%s) refuses this server's OAuth client (%s): %s. Every "
+            "token refresh with it fails until it is fixed; no user is asked to reconnect "
+            "for it.",
+            provider,
             exc.cause,
             exc.fix or "check the OAuth client settings",
         )
 
-    def _client_accepted(self) -> None:
-        if self._client_alarm is None:
+    def _client_accepted(self, provider: str) -> None:
+        if self._client_alarms.pop(provider, None) is None:
             return
-        log.warning("the calendar provider accepts this server's OAuth client again")
-        self._client_alarm = None
-        self._metrics.oauth_client_rejected.set(0)
+        log.warning("the calendar provider (%s) accepts this server's OAuth client again", provider)
+        self._metrics.oauth_client_rejected.set(1 if self._client_alarms else 0)
 
     async def _persist(self, user_id: str, grant: Grant, previous: Connection) -> None:
         """Store a refreshed grant (with a rotated refresh token, if any) in one write."""
         latest = await self._store.get_connection(user_id)
         if latest is None:
             return  # disconnected meanwhile: do not resurrect the grant
-        sealed = seal(self._vault, user_id, grant, email=previous.email, subject=previous.subject)
+        sealed = seal(
+            self._vault,
+            user_id,
+            grant,
+            email=previous.email,
+            subject=previous.subject,
+            provider=previous.provider,
+        )
         await self._store.save_connection(
             replace(sealed, status=previous.status, warnings=latest.warnings)
         )
@@ -365,7 +399,12 @@ class Grants:
                     unreadable.append(user_id)
                     continue
                 sealed = seal(
-                    self._vault, user_id, grant, email=current.email, subject=current.subject
+                    self._vault,
+                    user_id,
+                    grant,
+                    email=current.email,
+                    subject=current.subject,
+                    provider=current.provider,
                 )
                 await self._store.save_connection(
                     replace(
@@ -412,22 +451,33 @@ class UserTokens:
 
 
 class ConnectedCalendars:
-    """Opens a connected user's calendar (`ports.calendar.CalendarAccess`), watched for
-    calendars it cannot read when `readability` is given."""
+    """Opens a connected user's calendar (`ports.calendar.CalendarAccess`) with the provider
+    the user connected, watched for calendars it cannot read when `readability` is given."""
 
     def __init__(
         self,
         grants: Grants,
-        client: CalendarClient,
+        providers: Providers,
         readability: CalendarReadability | None = None,
     ) -> None:
         self._grants = grants
-        self._client = client
+        self._providers = providers
         self._readability = readability
 
     async def open(self, user_id: str) -> CalendarProvider:
         grant, connection = await self._grants.fresh_connection(user_id)
-        calendar = self._client.for_user(UserTokens(self._grants, user_id, grant))
+        try:
+            client = self._providers.get(connection.provider).calendars
+        except UnknownProvider:
+            log.error(
+                "a user is connected with a calendar provider that is not configured",
+                extra={"user_id": user_id, "provider": connection.provider},
+            )
+            raise ServiceMisconfigured(
+                cause="provider_not_configured",
+                fix=f"configure the {connection.provider} OAuth client",
+            ) from None
+        calendar = client.for_user(UserTokens(self._grants, user_id, grant))
         if self._readability is None:
             return calendar
         return self._readability.watch(calendar, connection)

@@ -1,6 +1,6 @@
 """The calendar operations the tools need, in shapes no provider owns.
 
-A provider adapter (Google today, Microsoft 365 next) implements `CalendarProvider` for one user
+A provider adapter (Google, Microsoft 365) implements `CalendarProvider` for one user
 and translates its own failures, once, into the domain errors of `vapi_calendar.tools.errors`
 (the sentences the caller hears). The tools never see a provider's wire format.
 
@@ -64,7 +64,7 @@ class NewEvent:
     timezone: str  # IANA name the event is shown in
     attendees: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
-    add_meeting: bool = False  # a video meeting link (Google Meet)
+    add_meeting: bool = False  # a video meeting link (Google Meet, Microsoft Teams)
 
 
 class DuplicateEvent(Exception):
@@ -92,7 +92,9 @@ class CalendarProvider(Protocol):
         ...
 
     async def get_event(self, calendar_id: str, event_id: str) -> Event:
-        """The event, cancelled ones included; `EventNotFound` when there is none."""
+        """The event, cancelled ones included where the provider keeps them (Google does;
+        Microsoft moves a deleted or cancelled meeting to Deleted Items, where it is no longer
+        in the calendar); `EventNotFound` when there is none."""
         ...
 
     async def insert_event(self, calendar_id: str, event: NewEvent, *, send_updates: str) -> Event:
@@ -115,7 +117,7 @@ class CalendarProvider(Protocol):
         ...
 
     async def delete_event(self, calendar_id: str, event_id: str, *, send_updates: str) -> None:
-        """Delete; `EventGone` when it was deleted already."""
+        """Delete (attendees are told); `EventGone` when it was deleted meanwhile."""
         ...
 
     async def timezone(self) -> str:

@@ -19,6 +19,10 @@ from typing import Any, Literal
 CONNECTED = "connected"
 NEEDS_RECONNECT = "needs_reconnect"
 
+# Calendar providers a connection can be with (`Connection.provider`, `OAuthState.provider`).
+GOOGLE = "google"
+MICROSOFT = "microsoft"
+
 
 class StoreError(Exception):
     """Base class for store failures the caller can act on."""
@@ -60,11 +64,13 @@ class Connection:
     expiry: datetime | None  # aware UTC; None = unknown
     scopes: tuple[str, ...]
     email: str | None
-    subject: str | None  # Google's stable account id (`sub`)
+    subject: str | None  # the provider's stable account id (Google `sub`, Microsoft tid/oid)
     status: str = CONNECTED  # CONNECTED | NEEDS_RECONNECT
     updated_at: datetime | None = None
     # Calendars of this connection that currently cannot be read, by calendar id order.
     warnings: tuple[CalendarWarning, ...] = ()
+    # Whose calendar it is: GOOGLE | MICROSOFT (one provider per user).
+    provider: str = GOOGLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +83,7 @@ class OAuthState:
     expires_at: datetime  # aware UTC
     link: str = ""  # ciphertext: the connect link the consent was started from
     browser: str = ""  # digest of the key in the cookie of the browser that started it
+    provider: str = GOOGLE  # whose consent page the browser was sent to
 
 
 class UserStore(abc.ABC):

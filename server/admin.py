@@ -19,6 +19,8 @@ from vapi_calendar.oauth.grants import unseal
 from vapi_calendar.oauth.vault import TokenVault, VaultError
 from vapi_calendar.ports.stores import (
     CONNECTED,
+    CONNECTED,
+    GOOGLE,
     AlreadyExists,
     ApiKey,
     Connection,
@@ -108,7 +110,7 @@ async def _disconnect(services: Services, user_id: str) -> Disconnected | None:
         user_id,
         store=services.store,
         vault=services.vault,
-        oauth=services.oauth,
+        providers=services.providers,
         events=services.notifier,
     )
 
@@ -167,24 +169,36 @@ def connection_status(connection: Connection | None, vault: TokenVault) -> str:
     return connection.status
 
 
-def user_json(user: User, connection: Connection | None, vault: TokenVault) -> dict[str, Any]:
+def connection_json(connection: Connection | None, vault: TokenVault) -> dict[str, Any]:
     status = connection_status(connection, vault)
+    return {
+        "connected": status == CONNECTED,
+        "status": status,
+        "email": connection.email if connection else None,
+        # Calendars the user's rules read that cannot be read right now (see
+        # oauth/readability.py); cleared when they read fine again.
+        "warnings": [
+            {"calendarId": w.calendar_id, "reason": w.reason, "since": w.since.isoformat()}
+            for w in (connection.warnings if connection else ())
+        ],
+    }
+
+
+def user_json(user: User, connection: Connection | None, vault: TokenVault) -> dict[str, Any]:
+    google = connection if connection is not None and connection.provider == GOOGLE else None
     return {
         "id": user.id,
         "timezone": user.timezone,
         "createdAt": user.created_at.isoformat(),
         "rules": effective_rules(user),
-        "google": {
-            "connected": status == CONNECTED,
-            "status": status,
-            "email": connection.email if connection else None,
-            # Calendars the user's rules read that cannot be read right now (see
-            # oauth/readability.py); cleared when they read fine again.
-            "warnings": [
-                {"calendarId": w.calendar_id, "reason": w.reason, "since": w.since.isoformat()}
-                for w in (connection.warnings if connection else ())
-            ],
+        # The user's calendar connection, whichever provider it is with (one per user).
+        "calendar": {
+            "provider": connection.provider if connection else None,
+            **connection_json(connection, vault),
         },
+        # Kept for integrations written before Microsoft 365: the Google connection, if that is
+        # what the user has.
+        "google": connection_json(google, vault),
     }
 
 
@@ -340,7 +354,7 @@ async def delete_api_key(request: Request, services: Services) -> Response:
 
 class ConnectLinkOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    # The link may connect a different Google account than the one connected now.
+    # The link may connect a different account (or provider) than the one connected now.
     allow_account_change: bool = Field(default=False, alias="allowAccountChange")
 
 
@@ -372,13 +386,19 @@ async def create_call_token(request: Request, services: Services) -> Response:
     return JSONResponse({"userId": user_id, "userToken": services.call_tokens.issue(user_id)})
 
 
-async def disconnect_google(request: Request, services: Services) -> Response:
+async def disconnect_calendar(request: Request, services: Services) -> Response:
+    """The user's connection, whichever provider (`/calendar`), or only a Google one
+    (`/google`, as before Microsoft 365)."""
     user_id = request.path_params["user_id"]
     if await services.store.get_user(user_id) is None:
         return json_error(404, "no such user")
+    if request.url.path.endswith("/google"):
+        connection = await services.store.get_connection(user_id)
+        if connection is None or connection.provider != GOOGLE:
+            return json_error(404, "the user has no Google connection")
     outcome = await _disconnect(services, user_id)
     if outcome is None:
-        return json_error(404, "the user has no Google connection")
+        return json_error(404, "the user has no calendar connection")
     body: dict[str, Any] = {"disconnected": True, "revoked": outcome.revoked}
     if outcome.revoke_error:
         body["revokeError"] = outcome.revoke_error
@@ -386,7 +406,7 @@ async def disconnect_google(request: Request, services: Services) -> Response:
 
 
 async def delete_user(request: Request, services: Services) -> Response:
-    """Offboarding: revoke the Google grant (best effort), then delete every record."""
+    """Offboarding: revoke the grant at its provider (best effort), then delete every record."""
     user_id = request.path_params["user_id"]
     if await services.store.get_user(user_id) is None:
         return json_error(404, "no such user")
@@ -409,7 +429,8 @@ routes = [
         methods=["POST"],
     ),
     Route("/api/users/{user_id}/call-token", admin_endpoint(create_call_token), methods=["POST"]),
-    Route("/api/users/{user_id}/google", admin_endpoint(disconnect_google), methods=["DELETE"]),
+    Route("/api/users/{user_id}/calendar", admin_endpoint(disconnect_calendar), methods=["DELETE"]),
+    Route("/api/users/{user_id}/google", admin_endpoint(disconnect_calendar), methods=["DELETE"]),
     Route("/api/users/{user_id}/api-keys", admin_endpoint(create_api_key), methods=["POST"]),
     Route("/api/users/{user_id}/api-keys", admin_endpoint(list_api_keys), methods=["GET"]),
     Route(

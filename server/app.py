@@ -22,6 +22,8 @@ from vapi_calendar.server.config import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
     DEMO_EMULATOR_PATH,
+    DEMO_MICROSOFT_CLIENT_ID,
+    DEMO_MICROSOFT_CLIENT_SECRET,
     Settings,
 )
 from vapi_calendar.server.elevenlabs.tools import TOOLS_PATH, elevenlabs_tool
@@ -54,8 +56,8 @@ async def readyz(request: Request) -> Response:
     readiness everywhere would take the whole service out, answers and all."""
     services: Services = request.app.state.services
     detail: dict[str, Any] = {}
-    if (alarm := services.grants.client_alarm) is not None:
-        detail["google"] = {
+    for provider, alarm in sorted(services.grants.client_alarms.items()):
+        detail[provider] = {
             "oauthClient": "rejected",
             "reason": alarm.cause,
             "since": alarm.since.isoformat(),
@@ -112,11 +114,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         *connect.routes,
     ]
     emulator_state = None
-    if settings.demo_mode and not settings.google_emulator_url:
+    if settings.emulator_mounted:
         from vapi_calendar.emulator.app import create_emulator_app
         from vapi_calendar.emulator.state import EmulatorState
 
         emulator_state = EmulatorState(clients={DEMO_CLIENT_ID: DEMO_CLIENT_SECRET})
+        emulator_state.microsoft.register_client(
+            DEMO_MICROSOFT_CLIENT_ID, DEMO_MICROSOFT_CLIENT_SECRET
+        )
         routes.append(Mount(DEMO_EMULATOR_PATH, app=create_emulator_app(emulator_state)))
 
     @contextlib.asynccontextmanager

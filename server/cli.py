@@ -66,7 +66,8 @@ def _with_services(work: Callable[[Services], Awaitable[T]]) -> T:
 
 @click.group()
 def main() -> None:
-    """Per-user Google Calendar tools for voice assistants (Vapi, Retell, ElevenLabs, MCP)."""
+    """Per-user Google Calendar and Microsoft 365 / Outlook tools for voice assistants
+    (Vapi, Retell, ElevenLabs, MCP)."""
 
 
 @main.command()
@@ -304,7 +305,7 @@ def delete_api_key(user_id: str, key_id: str) -> None:
 @click.option(
     "--allow-account-change",
     is_flag=True,
-    help="The link may connect a different Google account than the one connected now.",
+    help="The link may connect a different account (or provider) than the one connected now.",
 )
 def connect_link(user_id: str, allow_account_change: bool) -> None:
     """Print a signed, expiring, single-use link the user opens to connect their calendar."""

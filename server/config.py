@@ -29,6 +29,12 @@ DEFAULT_SCOPES = (
 DEMO_EMULATOR_PATH = "/emulator"
 DEMO_CLIENT_ID = "demo-client.apps.googleusercontent.com"
 DEMO_CLIENT_SECRET = "demo-client-secret"  # noqa: S105 - a public, emulator-only value
+# …and Microsoft 365 with this app registration.
+DEMO_MICROSOFT_CLIENT_ID = "00000000-0000-4000-8000-00000000d3e0"
+DEMO_MICROSOFT_CLIENT_SECRET = "demo-microsoft-secret"  # noqa: S105 - emulator-only
+# A Microsoft tenant as the authority path takes it: common / organizations / consumers, a
+# tenant id (GUID) or a verified domain.
+_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$")
 
 # An HTTP header name (RFC 9110 `token`).
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -86,6 +92,17 @@ class Settings(BaseSettings):
     google_scopes: str = " ".join(DEFAULT_SCOPES)
     google_emulator_url: str | None = None
 
+    # Microsoft 365 / Outlook: an app registration in Microsoft Entra (a confidential web app).
+    microsoft_client_id: str | None = None
+    microsoft_client_secret: SecretStr | None = None
+    # Whose accounts may connect: `common` (work, school and personal Microsoft accounts),
+    # `organizations`, `consumers`, or one tenant (its id or domain).
+    microsoft_tenant: str = "common"
+    microsoft_emulator_url: str | None = None
+    # Whether Outlook events shown as "tentative" block booking (free and workingElsewhere
+    # never do; busy, oof and unknown always do).
+    microsoft_tentative_is_busy: bool = True
+
     encryption_key: SecretStr | None = None
 
     # End-user pages: the name people see, and how long a connect link works.
@@ -140,7 +157,16 @@ class Settings(BaseSettings):
     def _lower_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("public_url", "google_emulator_url")
+    @field_validator("microsoft_tenant")
+    @classmethod
+    def _tenant(cls, value: str) -> str:
+        if not _TENANT.fullmatch(value):
+            raise ValueError(
+                "must be common, organizations, consumers, a tenant id or a tenant's domain"
+            )
+        return value
+
+    @field_validator("public_url", "google_emulator_url", "microsoft_emulator_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
         if value is None or value == "":
@@ -187,6 +213,7 @@ class Settings(BaseSettings):
         "retell_api_key",
         "elevenlabs_tool_secret",
         "google_client_secret",
+        "microsoft_client_secret",
         "encryption_key",
         "connection_webhook_secret",
         mode="before",
@@ -197,6 +224,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "google_client_id",
+        "microsoft_client_id",
         "connection_webhook_url",
         "vapi_hmac_payload_format",
         "vapi_hmac_message_id_header",
@@ -210,8 +238,16 @@ class Settings(BaseSettings):
 
     @cached_property
     def demo_mode(self) -> bool:
-        """No Google client configured: play against the bundled emulator."""
-        return self.google_client_id is None
+        """No calendar provider configured: the bundled emulator plays Google and Microsoft."""
+        return self.google_client_id is None and self.microsoft_client_id is None
+
+    @cached_property
+    def google_enabled(self) -> bool:
+        return self.demo_mode or self.google_client_id is not None
+
+    @cached_property
+    def microsoft_enabled(self) -> bool:
+        return self.demo_mode or self.microsoft_client_id is not None
 
     @cached_property
     def metadata_trust(self) -> Literal["signed", "any"]:
@@ -224,13 +260,40 @@ class Settings(BaseSettings):
         return tuple(self.google_scopes.split())
 
     @cached_property
+    def emulator_mounted(self) -> bool:
+        """Demo mode without an external emulator: the app serves the bundled one itself."""
+        return self.demo_mode and not (self.google_emulator_url or self.microsoft_emulator_url)
+
+    @cached_property
+    def demo_emulator_url(self) -> str | None:
+        if not self.demo_mode:
+            return None
+        # One emulator plays both providers: an external one named for either serves both.
+        return (
+            self.google_emulator_url
+            or self.microsoft_emulator_url
+            or self.public_url + DEMO_EMULATOR_PATH
+        )
+
+    @cached_property
     def google_base_url(self) -> str | None:
         """Base of every Google endpoint when not talking to Google itself."""
-        if self.google_emulator_url:
-            return self.google_emulator_url
-        if self.demo_mode:
-            return self.public_url + DEMO_EMULATOR_PATH
-        return None
+        return self.google_emulator_url or self.demo_emulator_url
+
+    @cached_property
+    def microsoft_base_url(self) -> str | None:
+        """Base of the Microsoft endpoints when not talking to Microsoft itself."""
+        return self.microsoft_emulator_url or self.demo_emulator_url
+
+    @cached_property
+    def microsoft_app_id(self) -> str:
+        return self.microsoft_client_id or DEMO_MICROSOFT_CLIENT_ID
+
+    @cached_property
+    def microsoft_app_secret(self) -> str:
+        if self.microsoft_client_secret is not None:
+            return self.microsoft_client_secret.get_secret_value()
+        return DEMO_MICROSOFT_CLIENT_SECRET if self.demo_mode else ""
 
     @cached_property
     def client_id(self) -> str:

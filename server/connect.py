@@ -1,8 +1,10 @@
-"""End-user routes: the connect landing page, the start of consent, and Google's callback.
+"""End-user routes: the connect landing page, the start of consent, and each provider's callback.
 
-Pressing Connect puts a random key in a short-lived cookie (HttpOnly, SameSite=Lax, Secure
-under https) that the consent is bound to; the callback must come back with it. Lax is what lets
-the cookie ride along on Google's top-level redirect back to us while staying off cross-site
+The landing page offers every configured provider ("Google Calendar", "Microsoft 365 /
+Outlook"); the person picks one. Pressing Connect puts a random key in a short-lived cookie
+(HttpOnly, SameSite=Lax, Secure under https) scoped to that provider's callback path, which the
+consent is bound to; the callback must come back with it. Lax is what lets the cookie ride
+along on the provider's top-level redirect back to us while staying off cross-site
 subrequests.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import UTC, datetime
+from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
@@ -19,6 +22,8 @@ from starlette.routing import Route
 
 from vapi_calendar.oauth.consent import STATE_LIFETIME, ConsentFailure
 from vapi_calendar.oauth.links import LinkError
+from vapi_calendar.oauth.registry import UnknownProvider
+from vapi_calendar.ports.stores import GOOGLE, MICROSOFT
 from vapi_calendar.server.pages import page
 from vapi_calendar.server.services import Services
 from vapi_calendar.tools.spoken import spoken
@@ -26,7 +31,9 @@ from vapi_calendar.tools.spoken import spoken
 log = logging.getLogger(__name__)
 
 CONSENT_COOKIE = "vapi_calendar_consent"
-CALLBACK_PATH = "/oauth/google/callback"
+CALLBACK_PATHS = {GOOGLE: "/oauth/google/callback", MICROSOFT: "/oauth/microsoft/callback"}
+# What a provider's callback may carry that the consent flow reads.
+_CALLBACK_PARAMS = ("state", "code", "error")
 
 _LINK_PAGES = {
     "expired": (
@@ -70,13 +77,19 @@ async def connect_page(request: Request) -> Response:
     except LinkError as error:
         return _link_failure(services, error)
     expires = spoken(link.expires_at, ZoneInfo(user.timezone), now=datetime.now(UTC))
+    providers = list(services.providers)
+    only = providers[0] if len(providers) == 1 else None
     return page(
         "connect.html",
         product=_product(services),
-        title="Connect your Google Calendar",
+        title=f"Connect your {only.label}" if only else "Connect your calendar",
+        asker=only.vendor if only else "your calendar provider",
+        account=only.account if only else "account",
+        providers=providers,
+        microsoft=MICROSOFT in services.providers,
         action=request.url.path,
         expires=expires,
-        form_targets=(services.oauth.authorization_endpoint,),
+        form_targets=tuple(p.oauth.authorization_endpoint for p in providers),
     )
 
 
@@ -86,13 +99,29 @@ async def connect_start(request: Request) -> Response:
         link, _ = await services.consent.open_link(request.path_params["token"])
     except LinkError as error:
         return _link_failure(services, error)
+    chosen = parse_qs((await request.body()).decode("utf-8", "replace")).get("provider")
+    providers = list(services.providers)
+    # A form without a choice (one provider offered) means that one.
+    name = chosen[0] if chosen else (providers[0].name if len(providers) == 1 else "")
     browser_key = secrets.token_urlsafe(32)
-    response = RedirectResponse(await services.consent.start(link, browser_key), status_code=303)
+    try:
+        consent_url = await services.consent.start(link, browser_key, name)
+    except UnknownProvider:
+        return page(
+            "result.html",
+            status=400,
+            ok=False,
+            product=_product(services),
+            title="Please choose a calendar",
+            detail="Open your connect link again and press the button of your calendar.",
+            retry_url=str(request.url),
+        )
+    response = RedirectResponse(consent_url, status_code=303)
     response.set_cookie(
         CONSENT_COOKIE,
         browser_key,
         max_age=int(STATE_LIFETIME.total_seconds()),
-        path=CALLBACK_PATH,
+        path=CALLBACK_PATHS[name],
         secure=services.settings.public_url.startswith("https://"),
         httponly=True,
         samesite="lax",
@@ -100,11 +129,31 @@ async def connect_start(request: Request) -> Response:
     return response
 
 
-async def google_callback(request: Request) -> Response:
+async def provider_callback(request: Request, provider: str) -> Response:
     services: Services = request.app.state.services
-    params = {k: v for k, v in request.query_params.items() if k in ("state", "code", "error")}
+    query = request.query_params
+    if provider == MICROSOFT and "admin_consent" in query and "state" not in query:
+        # An administrator granted consent for the organization (the admin consent endpoint
+        # answers here, v2-admin-consent): nothing to store, nothing changes.
+        approved = query.get("admin_consent", "").lower() == "true"
+        return page(
+            "result.html",
+            status=200 if approved else 403,
+            ok=approved,
+            product=_product(services),
+            title="Approved for your organization" if approved else "Not approved",
+            detail=(
+                f"People in your organization can now connect their calendars to "
+                f"{_product(services)} with their own links."
+                if approved
+                else "The administrator did not approve access. Nothing was changed."
+            ),
+        )
+    params = {k: v for k, v in query.items() if k in _CALLBACK_PARAMS}
     try:
-        connected = await services.consent.finish(params, request.cookies.get(CONSENT_COOKIE))
+        connected = await services.consent.finish(
+            params, request.cookies.get(CONSENT_COOKIE), provider
+        )
     except ConsentFailure as failure:
         response = page(
             "result.html",
@@ -117,20 +166,30 @@ async def google_callback(request: Request) -> Response:
         )
     else:
         account = f" ({connected.email})" if connected.email else ""
+        calendar = "Google Calendar" if provider == GOOGLE else "Outlook calendar"
         response = page(
             "result.html",
             ok=True,
             product=_product(services),
             title="Your calendar is connected",
             detail=f"{_product(services)} can now check your availability and book "
-            f"appointments in your Google Calendar{account}.",
+            f"appointments in your {calendar}{account}.",
         )
-    response.delete_cookie(CONSENT_COOKIE, path=CALLBACK_PATH)
+    response.delete_cookie(CONSENT_COOKIE, path=CALLBACK_PATHS[provider])
     return response
+
+
+async def google_callback(request: Request) -> Response:
+    return await provider_callback(request, GOOGLE)
+
+
+async def microsoft_callback(request: Request) -> Response:
+    return await provider_callback(request, MICROSOFT)
 
 
 routes = [
     Route("/connect/{token}", connect_page, methods=["GET"]),
     Route("/connect/{token}", connect_start, methods=["POST"]),
-    Route(CALLBACK_PATH, google_callback, methods=["GET"]),
+    Route(CALLBACK_PATHS[GOOGLE], google_callback, methods=["GET"]),
+    Route(CALLBACK_PATHS[MICROSOFT], microsoft_callback, methods=["GET"]),
 ]

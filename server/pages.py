@@ -17,9 +17,11 @@ _templates = Environment(
 def page(
     template: str, *, status: int = 200, form_targets: tuple[str, ...] = (), **context: Any
 ) -> HTMLResponse:
-    # The consent form's POST ends in a redirect to Google, and browsers apply form-action to
-    # that redirect too, so Google's origin must be allowed.
-    origins = " ".join(f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" for u in form_targets if u)
+    # The consent form's POST ends in a redirect to the provider (Google, Microsoft), and
+    # browsers apply form-action to that redirect too, so the providers' origins must be allowed.
+    origins = " ".join(
+        dict.fromkeys(f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" for u in form_targets if u)
+    )
     headers = {
         "Cache-Control": "no-store",
         "Referrer-Policy": "no-referrer",  # the callback URL carries a code; never leak it

@@ -1,7 +1,8 @@
 """The composition root: every adapter chosen and wired, once per app, in its lifespan.
 
-The only module that knows every layer: it picks the store backend and the calendar provider
-from the settings and hands them, as ports, to the pipeline and the connection flow.
+The only module that knows every layer: it picks the store backend and the calendar providers
+(Google, Microsoft 365, or both) from the settings and hands them, as ports, to the pipeline and
+the connection flow.
 """
 
 from __future__ import annotations
@@ -17,15 +18,20 @@ from vapi_calendar.oauth.consent import ConsentFlow
 from vapi_calendar.oauth.grants import ConnectedCalendars, Grants
 from vapi_calendar.oauth.links import ConnectLinks
 from vapi_calendar.oauth.readability import CalendarReadability
+from vapi_calendar.oauth.registry import Provider, Providers
 from vapi_calendar.oauth.vault import TokenVault, VaultError, load_or_create_key_file
 from vapi_calendar.pipeline.pipeline import Limits, ToolPipeline
 from vapi_calendar.ports.clock import Clock, system_clock
-from vapi_calendar.ports.stores import Store, StoreError
+from vapi_calendar.ports.stores import GOOGLE, MICROSOFT, Store, StoreError
 from vapi_calendar.providers.google.calendar import GoogleCalendarApi
 from vapi_calendar.providers.google.endpoints import GoogleEndpoints
 from vapi_calendar.providers.google.http import GoogleHttp
 from vapi_calendar.providers.google.oauth import GoogleOAuth
 from vapi_calendar.providers.google.threads import GoogleThreads
+from vapi_calendar.providers.microsoft.calendar import MicrosoftCalendarApi
+from vapi_calendar.providers.microsoft.endpoints import MicrosoftEndpoints
+from vapi_calendar.providers.microsoft.http import MicrosoftHttp
+from vapi_calendar.providers.microsoft.oauth import MicrosoftOAuth
 from vapi_calendar.server.config import Settings
 from vapi_calendar.server.notify import ConnectionNotifier
 from vapi_calendar.server.vapi.auth import BearerPlan, HmacPlan, WebhookAuthenticator
@@ -49,7 +55,8 @@ class Services:
     vault: TokenVault
     threads: GoogleThreads
     google_http: GoogleHttp
-    oauth: GoogleOAuth
+    microsoft_http: MicrosoftHttp
+    providers: Providers
     grants: Grants
     consent: ConsentFlow
     links: ConnectLinks
@@ -64,6 +71,7 @@ class Services:
     async def close(self) -> None:
         await self.notifier.aclose()
         await self.google_http.close()
+        await self.microsoft_http.close()
         self.threads.shutdown()
         await self.store.close()
 
@@ -108,8 +116,10 @@ def _load_vault(settings: Settings) -> TokenVault:
 
 
 def check_settings(settings: Settings) -> None:
-    if not settings.demo_mode and settings.google_client_secret is None:
+    if settings.google_client_id is not None and settings.google_client_secret is None:
         raise ConfigError("GOOGLE_CLIENT_SECRET is required when GOOGLE_CLIENT_ID is set")
+    if settings.microsoft_client_id is not None and settings.microsoft_client_secret is None:
+        raise ConfigError("MICROSOFT_CLIENT_SECRET is required when MICROSOFT_CLIENT_ID is set")
     if settings.connection_webhook_url and settings.connection_webhook_secret is None:
         raise ConfigError("CONNECTION_WEBHOOK_SECRET is required with CONNECTION_WEBHOOK_URL")
     if (settings.vapi_oauth2_client_id is None) != (settings.vapi_oauth2_client_secret is None):
@@ -187,6 +197,59 @@ def warn_about_open_doors(settings: Settings, auth: WebhookAuthenticator) -> Non
         )
 
 
+def calendar_providers(
+    settings: Settings,
+    metrics: Metrics,
+    threads: GoogleThreads,
+    google_http: GoogleHttp,
+    microsoft_http: MicrosoftHttp,
+) -> Providers:
+    """The providers this deployment offers: each one whose client is configured (both in demo
+    mode, played by the bundled emulator)."""
+    offered: list[Provider] = []
+    if settings.google_enabled:
+        endpoints = GoogleEndpoints.for_base(settings.google_base_url)
+        offered.append(
+            Provider(
+                name=GOOGLE,
+                vendor="Google",
+                label="Google Calendar",
+                oauth=GoogleOAuth(
+                    endpoints=endpoints,
+                    client_id=settings.client_id,
+                    client_secret=settings.client_secret,
+                    scopes=settings.scopes,
+                    redirect_uri=f"{settings.public_url}/oauth/google/callback",
+                    threads=threads,
+                ),
+                calendars=GoogleCalendarApi(google_http, endpoints.calendar_api, metrics),
+            )
+        )
+    if settings.microsoft_enabled:
+        ms = MicrosoftEndpoints.for_base(settings.microsoft_base_url, settings.microsoft_tenant)
+        offered.append(
+            Provider(
+                name=MICROSOFT,
+                vendor="Microsoft",
+                label="Microsoft 365 / Outlook",
+                oauth=MicrosoftOAuth(
+                    endpoints=ms,
+                    client_id=settings.microsoft_app_id,
+                    client_secret=settings.microsoft_app_secret,
+                    redirect_uri=f"{settings.public_url}/oauth/microsoft/callback",
+                    http=microsoft_http,
+                ),
+                calendars=MicrosoftCalendarApi(
+                    microsoft_http,
+                    ms.graph,
+                    metrics,
+                    tentative_is_busy=settings.microsoft_tentative_is_busy,
+                ),
+            )
+        )
+    return Providers(offered)
+
+
 async def open_services(
     settings: Settings, *, clock: Clock = system_clock, metrics: Metrics | None = None
 ) -> Services:
@@ -206,20 +269,15 @@ async def open_services(
         timeout_seconds=settings.google_timeout_seconds,
         metrics=metrics,
     )
-    endpoints = GoogleEndpoints.for_base(settings.google_base_url)
-    oauth = GoogleOAuth(
-        endpoints=endpoints,
-        client_id=settings.client_id,
-        client_secret=settings.client_secret,
-        scopes=settings.scopes,
-        redirect_uri=f"{settings.public_url}/oauth/google/callback",
-        threads=threads,
-    )
     google_http = GoogleHttp(
         max_connections=settings.google_connections,
         timeout_seconds=settings.google_timeout_seconds,
     )
-    calendar_api = GoogleCalendarApi(google_http, endpoints.calendar_api, metrics)
+    microsoft_http = MicrosoftHttp(
+        max_connections=settings.google_connections,
+        timeout_seconds=settings.google_timeout_seconds,
+    )
+    providers = calendar_providers(settings, metrics, threads, google_http, microsoft_http)
     notifier = ConnectionNotifier(
         settings.connection_webhook_url,
         settings.connection_webhook_secret.get_secret_value()
@@ -230,7 +288,7 @@ async def open_services(
     grants = Grants(
         store=store,
         vault=vault,
-        oauth=oauth,
+        providers=providers,
         leases=leases,
         events=notifier,
         metrics=metrics,
@@ -246,7 +304,7 @@ async def open_services(
         records=store,
         calendars=ConnectedCalendars(
             grants,
-            calendar_api,
+            providers,
             CalendarReadability(store=store, events=notifier, metrics=metrics),
         ),
         locks=leases,
@@ -272,7 +330,8 @@ async def open_services(
         vault=vault,
         threads=threads,
         google_http=google_http,
-        oauth=oauth,
+        microsoft_http=microsoft_http,
+        providers=providers,
         grants=grants,
         consent=ConsentFlow(
             users=store,
@@ -281,8 +340,7 @@ async def open_services(
             connections=store,
             links=links,
             vault=vault,
-            oauth=oauth,
-            calendars=calendar_api,
+            providers=providers,
             grants=grants,
             events=notifier,
         ),

@@ -65,6 +65,24 @@ class Metrics:
             "Google worker threads running a request.",
             registry=r,
         )
+        self.graph_requests = Counter(
+            "vapi_calendar_graph_requests_total",
+            "Microsoft Graph requests by result (2xx, an HTTP status, timeout, connection_error).",
+            ["status"],
+            registry=r,
+        )
+        self.graph_retries = Counter(
+            "vapi_calendar_graph_retries_total",
+            "Microsoft Graph requests sent again after a retryable failure, by what failed.",
+            ["reason"],
+            registry=r,
+        )
+        self.graph_seconds = Histogram(
+            "vapi_calendar_graph_request_seconds",
+            "One Microsoft Graph request as the server sees it.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.refreshes = Counter(
             "vapi_calendar_token_refreshes_total",
             "Access-token refreshes by who needed them (call = on a tool call's hot path, "
@@ -109,7 +127,17 @@ class Metrics:
 # Per-calendar freeBusy reasons Google documents ("Additional error types may be added"), plus
 # our own for a calendar left out of the answer; anything else shares one label.
 UNREADABLE_REASONS = frozenset(
-    {"notFound", "internalError", "groupTooBig", "tooManyCalendarsRequested", "notReturned"}
+    {
+        "notFound",
+        "internalError",
+        "groupTooBig",
+        "tooManyCalendarsRequested",
+        "notReturned",
+        # Microsoft Graph's codes for a calendar it will not give events of.
+        "ErrorItemNotFound",
+        "ErrorAccessDenied",
+        "ErrorInvalidIdMalformed",
+    }
 )
 
 

@@ -15,21 +15,30 @@ from tests.harness import mongo
 from tests.harness.app import (
     CLIENT_ID,
     CLIENT_SECRET,
+    MS_CLIENT_ID,
+    MS_CLIENT_SECRET,
     App,
     Emulator,
+    microsoft_settings,
     running_app,
 )
 from tests.harness.servers import free_port, serve_in_thread
 from vapi_calendar.emulator.app import create_emulator_app
 from vapi_calendar.emulator.control import EmulatorControl
+from vapi_calendar.emulator.microsoft.control import MicrosoftControl
 from vapi_calendar.emulator.state import EmulatorState
 
 
 @pytest.fixture(scope="session")
 def _emulator_server() -> Iterator[Emulator]:
     state = EmulatorState(clients={CLIENT_ID: CLIENT_SECRET})
-    with serve_in_thread(create_emulator_app(state)) as url, EmulatorControl(url) as control:
-        yield Emulator(url, state, control)
+    state.microsoft.register_client(MS_CLIENT_ID, MS_CLIENT_SECRET)
+    with (
+        serve_in_thread(create_emulator_app(state)) as url,
+        EmulatorControl(url) as control,
+        MicrosoftControl(url) as microsoft,
+    ):
+        yield Emulator(url, state, control, microsoft)
 
 
 @pytest.fixture
@@ -45,6 +54,16 @@ def app(tmp_path: Path, emulator: Emulator, database_url: str) -> Iterator[App]:
     `asst_ana_haircuts`, her Vapi phone number) and connected."""
     with running_app(tmp_path, emulator, database_url=database_url) as running:
         running.set_up_ana()
+        yield running
+
+
+@pytest.fixture
+def outlook(tmp_path: Path, emulator: Emulator, database_url: str) -> Iterator[App]:
+    """`app` with Ana's calendar in Microsoft 365 / Outlook (the server offers both providers):
+    user `ana` (America/New_York), her assistant and Vapi phone number linked, connected."""
+    overrides = microsoft_settings(emulator.url)
+    with running_app(tmp_path, emulator, database_url=database_url, **overrides) as running:
+        running.set_up_ana_on_outlook()
         yield running
 
 

@@ -170,7 +170,7 @@ def _new_event(
         timezone=ctx.user.timezone,
         attendees=tuple(args.attendees),
         tags=tags,
-        add_meeting=rules.add_google_meet,
+        add_meeting=rules.online_meeting,
     )
 
 

@@ -2,7 +2,8 @@
 
 Each error's message is exactly what the assistant can say. Transport and library failures are
 translated into these once, at each adapter's boundary (`vapi_calendar.providers.google.errors`
-for Google), so nothing above an adapter ever sees a vendor's exception.
+for Google, `vapi_calendar.providers.microsoft.errors` for Microsoft 365), so nothing above an
+adapter ever sees a vendor's exception.
 
 Each error also has a `kind`, which tells a platform adapter how the caller should hear it:
 `FIXABLE` when the caller can change what they asked (another time, another appointment, say
@@ -171,6 +172,10 @@ class UsageLimitReached(CalendarRejected):
 
     default_message = (
         "The calendar has reached a Google usage limit, so I cannot do that right now. "
+        "Please contact the business directly."
+    )
+    microsoft_message = (
+        "The calendar has reached a Microsoft usage limit, so I cannot do that right now. "
         "Please contact the business directly."
     )
 

@@ -124,6 +124,9 @@ class BookingRules(_Model):
         default_factory=lambda: ["primary"], min_length=1, max_length=20
     )
     booking_calendar_id: str = Field(default="primary", min_length=1, max_length=256)
+    # A video meeting link on every booking: Google Meet on Google Calendar, Microsoft Teams on
+    # Microsoft 365. `addGoogleMeet` is the older name of the same rule; either turns it on.
+    add_online_meeting: bool = False
     add_google_meet: bool = False
     # Used only when the event has attendees; without attendees there is nobody to notify.
     send_updates: SendUpdates = "all"
@@ -149,6 +152,10 @@ class BookingRules(_Model):
         if any(not cid.strip() for cid in ids):
             raise ValueError("calendar ids must not be blank")
         return list(dict.fromkeys(ids))
+
+    @property
+    def online_meeting(self) -> bool:
+        return self.add_online_meeting or self.add_google_meet
 
     @property
     def freebusy_calendar_ids(self) -> list[str]:

@@ -43,6 +43,7 @@ from pymongo.errors import (
 )
 
 from vapi_calendar.ports.stores import (
+    GOOGLE,
     AlreadyExists,
     ApiKey,
     CalendarWarning,
@@ -216,6 +217,8 @@ def _connection(doc: Document) -> Connection:
             CalendarWarning(w["calendar_id"], w["reason"], _required_time(w, "since"))
             for w in doc.get("warnings", ())
         ),
+        # Documents written before Microsoft 365 existed are Google's.
+        provider=doc.get("provider", GOOGLE),
     )
 
 
@@ -522,7 +525,7 @@ class MongoStore(Store):
                 await collection.delete_one({"_id": doc["_id"], "user_id": user_id})
             raise NotFound("no such user")
 
-    # -- Google connections ---------------------------------------------------------------------
+    # -- calendar connections ---------------------------------------------------------------------
     async def save_connection(self, connection: Connection) -> None:
         db = await self._ready()
         c = connection
@@ -535,6 +538,7 @@ class MongoStore(Store):
             "subject": c.subject,
             "status": c.status,
             "warnings": _warning_docs(c.warnings),
+            "provider": c.provider,
             **_time_fields("expiry", c.expiry),
             **_time_fields("updated_at", c.updated_at or datetime.now(UTC)),
         }
@@ -588,6 +592,7 @@ class MongoStore(Store):
             "code_verifier": state.code_verifier,
             "link": state.link,
             "browser": state.browser,
+            "provider": state.provider,
             **_time_fields("expires_at", state.expires_at),
         }
         await self._upsert(db.oauth_states, doc)
@@ -616,6 +621,7 @@ class MongoStore(Store):
             expires_at=_required_time(doc, "expires_at"),
             link=doc.get("link", ""),
             browser=doc.get("browser", ""),
+            provider=doc.get("provider", GOOGLE),
         )
 
     # -- leases -----------------------------------------------------------------------------------

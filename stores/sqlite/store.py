@@ -152,6 +152,11 @@ MIGRATIONS: list[list[str]] = [
         """,
         "CREATE INDEX api_keys_user_id ON api_keys(user_id)",
     ],
+    # 6: which calendar provider a connection (and a pending consent) is with
+    [
+        "ALTER TABLE google_connections ADD COLUMN provider TEXT NOT NULL DEFAULT 'google'",
+        "ALTER TABLE oauth_states ADD COLUMN provider TEXT NOT NULL DEFAULT 'google'",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -228,6 +233,7 @@ def _connection(row: sqlite3.Row) -> Connection:
         status=row["status"],
         updated_at=_from_epoch(row["updated_at"]),
         warnings=_warnings(row["warnings"]),
+        provider=row["provider"],
     )
 
 
@@ -471,19 +477,20 @@ class SQLiteStore(Store):
         rows = await self._fetch("SELECT * FROM api_keys WHERE digest = ?", (digest,))
         return _api_key(rows[0]) if rows else None
 
-    # -- Google connections ---------------------------------------------------------------------
+    # -- calendar connections ---------------------------------------------------------------------
     async def save_connection(self, connection: Connection) -> None:
         c = connection
         updated_at = time.time() if c.updated_at is None else _epoch(c.updated_at)
         rows = await self._fetch(
             "INSERT INTO google_connections (user_id, access_token, refresh_token, expiry, "
-            "scopes, email, subject, status, updated_at, warnings) "
-            "SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM users WHERE id = ? "
+            "scopes, email, subject, status, updated_at, warnings, provider) "
+            "SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM users WHERE id = ? "
             "ON CONFLICT (user_id) DO UPDATE SET "
             "access_token = excluded.access_token, refresh_token = excluded.refresh_token, "
             "expiry = excluded.expiry, scopes = excluded.scopes, email = excluded.email, "
             "subject = excluded.subject, status = excluded.status, "
-            "updated_at = excluded.updated_at, warnings = excluded.warnings "
+            "updated_at = excluded.updated_at, warnings = excluded.warnings, "
+            "provider = excluded.provider "
             "RETURNING user_id",
             (
                 c.access_token,
@@ -495,6 +502,7 @@ class SQLiteStore(Store):
                 c.status,
                 updated_at,
                 _warnings_json(c.warnings),
+                c.provider,
                 c.user_id,
             ),
         )
@@ -533,8 +541,8 @@ class SQLiteStore(Store):
     async def put_oauth_state(self, state: OAuthState) -> None:
         await self._change(
             "INSERT OR REPLACE INTO oauth_states "
-            "(state_hash, user_id, code_verifier, expires_at, link, browser) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "(state_hash, user_id, code_verifier, expires_at, link, browser, provider) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 state.state_hash,
                 state.user_id,
@@ -542,6 +550,7 @@ class SQLiteStore(Store):
                 _epoch(state.expires_at),
                 state.link,
                 state.browser,
+                state.provider,
             ),
         )
 
@@ -550,7 +559,7 @@ class SQLiteStore(Store):
         # gets the row back. Expiry is checked afterwards so an expired state is gone too.
         rows = await self._fetch(
             "DELETE FROM oauth_states WHERE state_hash = ? "
-            "RETURNING state_hash, user_id, code_verifier, expires_at, link, browser",
+            "RETURNING state_hash, user_id, code_verifier, expires_at, link, browser, provider",
             (state_hash,),
         )
         # Abandoned consents are never consumed; sweep them by the caller's clock so the
@@ -566,6 +575,7 @@ class SQLiteStore(Store):
             expires_at=_from_epoch(row["expires_at"]),
             link=row["link"],
             browser=row["browser"],
+            provider=row["provider"],
         )
 
     # -- leases -----------------------------------------------------------------------------------

@@ -518,7 +518,7 @@ async def test_delete_user_removes_its_phone_number_links(store: Store) -> None:
     assert await store.user_for_phone_number("pn1") is None
 
 
-# -- Google connections --------------------------------------------------------------------------
+# -- calendar connections --------------------------------------------------------------------------
 
 
 async def test_connection_round_trips_every_field(store: Store) -> None:
@@ -531,6 +531,21 @@ async def test_connection_round_trips_every_field(store: Store) -> None:
     assert isinstance(got.scopes, tuple)
     _assert_aware_utc(got.expiry)
     _assert_aware_utc(got.updated_at)
+
+
+async def test_a_connection_says_which_provider_it_is_with(store: Store) -> None:
+    await store.create_user(_user())
+    assert _connection().provider == "google"  # the default, as for connections made before
+    outlook = _connection(provider="microsoft", subject="tenant-id/object-id")
+    await store.save_connection(outlook)
+    assert await store.get_connection("u1") == outlook
+    assert [c.provider for c in await store.list_connections()] == ["microsoft"]
+    await store.set_connection_status("u1", "needs_reconnect")
+    flagged = await store.get_connection("u1")
+    assert flagged is not None and flagged.provider == "microsoft"
+    await store.save_connection(_connection(provider="google"))  # switched back
+    switched = await store.get_connection("u1")
+    assert switched is not None and switched.provider == "google"
 
 
 async def test_connection_round_trips_optional_fields_as_none(store: Store) -> None:
@@ -677,6 +692,15 @@ async def test_oauth_state_round_trips_and_is_single_use(store: Store) -> None:
     assert got is not None
     _assert_aware_utc(got.expires_at)
     assert await store.consume_oauth_state("h1", now) is None
+
+
+async def test_oauth_state_keeps_the_provider_it_was_started_with(store: Store) -> None:
+    await store.put_oauth_state(_state("google-state"))
+    await store.put_oauth_state(_state("microsoft-state", provider="microsoft"))
+    google = await store.consume_oauth_state("google-state", datetime.now(UTC))
+    microsoft = await store.consume_oauth_state("microsoft-state", datetime.now(UTC))
+    assert google is not None and google.provider == "google"
+    assert microsoft is not None and microsoft.provider == "microsoft"
 
 
 async def test_consume_unknown_oauth_state_is_none(store: Store) -> None:
@@ -917,6 +941,7 @@ async def test_sqlite_upgrades_a_version_1_database_keeping_its_data(sqlite_path
     try:
         got = await s.get_connection("u1")
         assert got is not None and got.access_token == "enc:access" and got.warnings == ()
+        assert got.provider == "google"  # connections made before Microsoft 365 are Google's
         assert await s.user_for_assistant("a1") == "u1"
         await s.link_phone_number("pn1", "u1")  # added by a later migration
         assert await s.user_for_phone_number("pn1") == "u1"

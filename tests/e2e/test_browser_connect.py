@@ -38,7 +38,7 @@ if (_reason := _unavailable()) is not None:
 
 from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 
-from tests.harness.app import App, Emulator, running_app  # noqa: E402
+from tests.harness.app import App, Emulator, microsoft_settings, running_app  # noqa: E402
 
 PRODUCT = "Ana's Hair Studio"  # an apostrophe, to see the autoescaped name rendered back
 ARGS = {"startDateTime": "2031-03-11T09:00:00"}
@@ -111,7 +111,7 @@ def open_consent(page: Page, app: App, user_id: str, shots: Path | None = None) 
     assert response is not None and response.status == 200
     assert page.title() == f"Connect your Google Calendar · {PRODUCT}"
     assert page.locator(".product").inner_text() == PRODUCT
-    button = page.locator("#connect")
+    button = page.locator("#connect-google")
     assert button.is_visible() and button.inner_text() == "Connect Google Calendar"
     if shots:
         page.screenshot(path=shots / "landing.png", full_page=True)
@@ -173,7 +173,7 @@ def test_denied_consent_shows_a_retry_that_leads_back(page: Page, zoe: App, tmp_
 
     retry.click()
     page.wait_for_url(f"{zoe.url}/connect/**")
-    assert page.locator("#connect").is_visible()
+    assert page.locator("#connect-google").is_visible()
 
 
 def test_replayed_callback_is_refused_and_changes_nothing(page: Page, zoe: App) -> None:
@@ -217,11 +217,73 @@ def test_a_used_link_shows_a_clear_page_and_no_new_link(page: Page, zoe: App) ->
     link = connect_link(zoe, "zoe")
     response = page.goto(link)
     assert response is not None and response.status == 200
-    page.locator("#connect").click()
+    page.locator("#connect-google").click()
     page.wait_for_url(f"{zoe.emulator.url}/o/oauth2/v2/auth?**")
     assert decide(page, zoe, "zoe@example.com", "#allow") == 200
 
     again = page.goto(link)
     assert again is not None and again.status == 410
     assert page.locator("#title").inner_text() == "This link was already used"
-    assert page.locator("#connect").count() == 0 and page.locator("#retry").count() == 0
+    assert page.locator("#connect-google").count() == 0 and page.locator("#retry").count() == 0
+
+
+@pytest.fixture
+def zoe_outlook(tmp_path: Path, emulator: Emulator) -> Iterator[App]:
+    """A server offering Google and Microsoft 365, user `zoe` (no time zone), her assistant,
+    and her Microsoft account (mailbox zone as Outlook keeps it: a Windows name)."""
+    settings = {"product_name": PRODUCT, **microsoft_settings(emulator.url)}
+    with running_app(tmp_path, emulator, **settings) as app:
+        assert app.admin.post("/api/users", json={"id": "zoe"}).status_code == 201
+        app.link("asst_zoe", "zoe")
+        emulator.microsoft.create_account("zoe@contoso.com", timezone="Tokyo Standard Time")
+        yield app
+
+
+def test_connect_microsoft_in_a_real_browser(page: Page, zoe_outlook: App, tmp_path: Path) -> None:
+    app = zoe_outlook
+    response = page.goto(connect_link(app, "zoe"))
+    assert response is not None and response.status == 200
+    assert page.title() == f"Connect your calendar · {PRODUCT}"
+    assert page.locator("#connect-google").inner_text() == "Connect Google Calendar"
+    button = page.locator("#connect-microsoft")
+    assert button.is_visible() and button.inner_text() == "Connect Microsoft 365 / Outlook"
+    page.screenshot(path=tmp_path / "landing.png", full_page=True)
+    assert_png(tmp_path / "landing.png")
+
+    button.click()
+    page.wait_for_url(f"{app.emulator.url}/common/oauth2/v2.0/authorize?**")
+    assert page.locator("h1").inner_text() == "Sign in"
+    assert "full access to your calendars" in page.locator("#permissions").inner_text()
+    page.screenshot(path=tmp_path / "sign-in.png", full_page=True)
+    page.fill("#email", "zoe@contoso.com")
+    callback = f"{app.url}/oauth/microsoft/callback?"
+    with page.expect_response(lambda r: r.url.startswith(callback)) as answered:
+        page.click("#accept")
+    page.wait_for_load_state()
+    assert answered.value.status == 200
+    assert page.locator("#title").inner_text() == "Your calendar is connected"
+    assert "zoe@contoso.com" in page.locator("#detail").inner_text()
+    assert "Outlook calendar" in page.locator("#detail").inner_text()
+    page.screenshot(path=tmp_path / "success.png", full_page=True)
+    assert_png(tmp_path / "success.png")
+
+    result = app.call_tool("checkAvailability", ARGS, assistant_id="asst_zoe")
+    assert "error" not in result and result["timeZone"] == "Asia/Tokyo", result
+    user = app.admin.get("/api/users/zoe").json()
+    assert user["calendar"]["provider"] == "microsoft" and user["calendar"]["connected"]
+
+
+def test_a_cancelled_microsoft_sign_in_offers_a_retry(page: Page, zoe_outlook: App) -> None:
+    app = zoe_outlook
+    page.goto(connect_link(app, "zoe"))
+    page.locator("#connect-microsoft").click()
+    page.wait_for_url(f"{app.emulator.url}/common/oauth2/v2.0/authorize?**")
+    callback = f"{app.url}/oauth/microsoft/callback?"
+    with page.expect_response(lambda r: r.url.startswith(callback)) as answered:
+        page.click("#cancel")
+    page.wait_for_load_state()
+    assert answered.value.status == 403
+    assert off_loop(app.connection, "zoe") is None
+    page.locator("#retry").click()
+    page.wait_for_url(f"{app.url}/connect/**")
+    assert page.locator("#connect-microsoft").is_visible()

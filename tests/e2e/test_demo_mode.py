@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,16 +25,22 @@ class Served:
     url: str
     port: int
     output: str = field(default="")
+    lines: list[str] = field(default_factory=list)  # printed so far, while it runs
+
+    def so_far(self) -> str:
+        return "".join(self.lines)
 
 
 @contextmanager
 def serve_process(cwd: Path, **env: str) -> Iterator[Served]:
-    """Start the CLI server with a clean environment; collect its output on exit."""
+    """Start the CLI server with a clean environment; collect its output as it comes."""
     port = free_port()
     clean = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("GOOGLE_", "VAPI_", "DATABASE_", "PUBLIC_", "ENCRYPTION_", "ADMIN_"))
+        if not k.startswith(
+            ("GOOGLE_", "MICROSOFT_", "VAPI_", "DATABASE_", "PUBLIC_", "ENCRYPTION_", "ADMIN_")
+        )
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "vapi_calendar.server.cli", "serve", "--port", str(port)],
@@ -44,14 +51,17 @@ def serve_process(cwd: Path, **env: str) -> Iterator[Served]:
         text=True,
     )
     served = Served(f"http://127.0.0.1:{port}", port)
+    assert process.stdout is not None
+    reader = threading.Thread(target=lambda: served.lines.extend(process.stdout), daemon=True)
+    reader.start()
     try:
-        wait_until_serving(
-            served.url, process, output=lambda: process.stdout.read() if process.stdout else ""
-        )
+        wait_until_serving(served.url, process, output=served.so_far)
         yield served
     finally:
         process.terminate()
-        served.output, _ = process.communicate(timeout=30)
+        process.wait(timeout=30)
+        reader.join(timeout=30)
+        served.output = served.so_far()
 
 
 def check_availability_body(assistant_id: str, start: str | None = None) -> dict:
@@ -90,8 +100,8 @@ def schedule_body(assistant_id: str, summary: str) -> dict:
     }
 
 
-def answer(url: str, start: str, tool_call_id: str) -> dict:
-    body = check_availability_body("demo-assistant", start)
+def answer(url: str, start: str, tool_call_id: str, assistant: str = "demo-assistant") -> dict:
+    body = check_availability_body(assistant, start)
     body["message"]["toolCallList"][0]["id"] = tool_call_id
     (result,) = httpx.post(f"{url}/vapi/webhook", json=body, timeout=30).json()["results"]
     return json.loads(result["result"])
@@ -123,6 +133,45 @@ def test_demo_mode_serves_tool_calls_against_the_bundled_emulator(tmp_path: Path
     assert key_file.read_text().strip() not in served.output  # the key is never printed
 
 
+def test_demo_mode_plays_outlook_too_and_a_newcomer_connects_without_credentials(
+    tmp_path: Path,
+) -> None:
+    today = datetime.now(ZoneInfo("America/New_York")).date()
+    tomorrow, offsite = today + timedelta(days=1), today + timedelta(days=2)
+    with serve_process(tmp_path) as served:
+        outlook = "demo-outlook-assistant"
+        free = answer(served.url, f"{tomorrow}T09:00:00", "o1", outlook)
+        assert free["available"] is True and free["timeZone"] == "America/New_York"
+        stand_up = answer(served.url, f"{tomorrow}T10:00:00", "o2", outlook)
+        assert stand_up["available"] is False and stand_up["reason"] == "busy"
+        focus = answer(served.url, f"{tomorrow}T14:00:00", "o3", outlook)
+        assert focus["available"] is True  # shown as free in Outlook
+        all_day = answer(served.url, f"{offsite}T09:00:00", "o4", outlook)
+        assert all_day["available"] is False
+
+        # The banner's connect link, walked as a browser would, with Microsoft's sign-in.
+        with httpx.Client() as browser:
+            link = re.search(r"(http://127\.0\.0\.1:\d+/connect/\S+)", served.so_far())
+            assert link is not None
+            landing = browser.get(link.group(1))
+            assert (
+                'id="connect-microsoft"' in landing.text and 'id="connect-google"' in landing.text
+            )
+            start = browser.post(link.group(1), data={"provider": "microsoft"})
+            sign_in = browser.get(start.headers["location"])
+            form = dict(re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', sign_in.text))
+            form = {k: v.replace("&amp;", "&") for k, v in form.items()}
+            decided = browser.post(
+                start.headers["location"].split("?")[0],
+                data={**form, "email": "newcomer@contoso.example", "action": "accept"},
+            )
+            connected = browser.get(decided.headers["location"])
+            assert connected.status_code == 200 and "Outlook calendar" in connected.text
+        mine = answer(served.url, f"{tomorrow}T09:00:00", "n1", "newcomer-assistant")
+        assert "available" in mine, mine
+    assert "demo-outlook" in served.output and "newcomer" in served.output
+
+
 def test_logs_never_contain_credentials(tmp_path: Path) -> None:
     admin = "admin-token-that-must-not-be-logged"
     secret = "webhook-secret-that-must-not-be-logged"
@@ -134,7 +183,7 @@ def test_logs_never_contain_credentials(tmp_path: Path) -> None:
         token = link["url"].rsplit("/", 1)[1]
         with httpx.Client() as browser:  # keeps the consent's cookie, as a browser would
             assert browser.get(link["url"]).status_code == 200
-            start = browser.post(link["url"])
+            start = browser.post(link["url"], data={"provider": "google"})
             state = re.search(r"state=([^&]+)", start.headers["location"]).group(1)
             callback = f"{served.url}/oauth/google/callback?state={state}&code=CODE-MUST-NOT-LOG"
             assert browser.get(callback).status_code == 502  # the emulator never issued it
@@ -158,7 +207,7 @@ def test_logs_never_contain_credentials(tmp_path: Path) -> None:
         assert denied.status_code == 401
     output = served.output
     assert "GET /connect/<token> 200" in output  # requests are logged, redacted
-    for credential in (admin, secret, token, state, "CODE-MUST-NOT-LOG", "ya29."):
+    for credential in (admin, secret, token, state, "CODE-MUST-NOT-LOG", "ya29.", "EwBIA8l6"):
         assert credential not in output, f"{credential[:12]}… leaked into the log"
     # Nor what a caller said: the stored answer holds the title, the database loggers are quiet.
     assert "Quentin Zebulon" not in output and "Root canal" not in output

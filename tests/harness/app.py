@@ -25,19 +25,24 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness.servers import bind_loopback, serve_in_thread
 from vapi_calendar.emulator.control import EmulatorControl
+from vapi_calendar.emulator.microsoft.control import MicrosoftControl
 from vapi_calendar.emulator.state import EmulatorState
 from vapi_calendar.oauth.call_tokens import CallTokens
 from vapi_calendar.oauth.grants import seal
 from vapi_calendar.oauth.vault import TokenVault, generate_key
 from vapi_calendar.ports.clock import Clock
 from vapi_calendar.ports.oauth import Grant
-from vapi_calendar.ports.stores import Connection, Store
+from vapi_calendar.ports.stores import MICROSOFT, Connection, Store
+from vapi_calendar.providers.microsoft.oauth import SCOPES as MICROSOFT_SCOPES
 from vapi_calendar.server.app import create_app
 from vapi_calendar.server.config import DEFAULT_SCOPES, Settings
 from vapi_calendar.stores import store_from_url
 
 CLIENT_ID = "test-client.apps.googleusercontent.com"
 CLIENT_SECRET = "test-client-secret"
+# The Microsoft Entra app registration the emulator knows (an application id is a GUID).
+MS_CLIENT_ID = "7f3b1c2d-0a4e-4b5c-9d6e-8f7a6b5c4d3e"
+MS_CLIENT_SECRET = "test-microsoft-secret"
 VAPI_SECRET = "test-vapi-secret"
 HMAC_SECRET = "test-hmac-secret"
 ADMIN_TOKEN = "test-admin-token"
@@ -85,7 +90,17 @@ def metric(text: str, name: str, **labels: str) -> float:
 class Emulator:
     url: str
     state: EmulatorState
-    control: EmulatorControl
+    control: EmulatorControl  # Google's hooks, and the shared faults and request counts
+    microsoft: MicrosoftControl  # Microsoft 365's hooks (faults and counts shared)
+
+
+def microsoft_settings(emulator_url: str) -> dict[str, Any]:
+    """Settings that add Microsoft 365 (played by the emulator) next to Google."""
+    return {
+        "microsoft_client_id": MS_CLIENT_ID,
+        "microsoft_client_secret": MS_CLIENT_SECRET,
+        "microsoft_emulator_url": emulator_url,
+    }
 
 
 def app_settings(tmp_path: Path, emulator_url: str, **overrides: Any) -> Settings:
@@ -189,6 +204,15 @@ class App:
         self.connect_google("ana", "ana@example.com")
         self.emulator.control.reset_requests()
 
+    def set_up_ana_on_outlook(self, email: str = "ana@contoso.com") -> None:
+        """`set_up_ana`, with her calendar in Microsoft 365 (the app must offer Microsoft)."""
+        self.create_user("ana")
+        self.admin.patch("/api/users/ana", json={"rules": {"bookingHorizonDays": 3650}})
+        self.link("asst_ana_haircuts", "ana")
+        self.link_phone_number(ANA_PHONE_NUMBER_ID, "ana")
+        self.connect_microsoft("ana", email)
+        self.emulator.control.reset_requests()
+
     def create_user(self, user_id: str, timezone: str = "America/New_York") -> None:
         response = self.admin.post("/api/users", json={"id": user_id, "timezone": timezone})
         assert response.status_code == 201, response.text
@@ -234,6 +258,31 @@ class App:
             scopes=tuple(minted["scope"].split()),
         )
         asyncio.run(self._save(seal(self.vault, user_id, grant, email=email, subject=None)))
+
+    def connect_microsoft(
+        self,
+        user_id: str,
+        email: str,
+        *,
+        timezone: str = "Eastern Standard Time",
+        expires_in: int = 3600,
+    ) -> None:
+        """Store a Microsoft grant minted by the emulator, as the OAuth callback would."""
+        self.emulator.microsoft.create_account(email, timezone=timezone)
+        minted = self.emulator.microsoft.mint_tokens(
+            email, MS_CLIENT_ID, MICROSOFT_SCOPES, expires_in=expires_in
+        )
+        grant = Grant(
+            access_token=minted["access_token"],
+            refresh_token=minted["refresh_token"],
+            expiry=datetime.now(UTC) + timedelta(seconds=expires_in),
+            scopes=tuple(minted["scope"].split()),
+        )
+        subject = f"{minted['tid']}/{minted['oid']}"
+        connection = seal(
+            self.vault, user_id, grant, email=email, subject=subject, provider=MICROSOFT
+        )
+        asyncio.run(self._save(connection))
 
     @property
     def vault(self) -> TokenVault:

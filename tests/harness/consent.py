@@ -18,15 +18,38 @@ def connect_link(app: App, user_id: str, **options: Any) -> str:
     return str(response.json()["url"])
 
 
-def start_consent(http: httpx.Client, app: App, link: str) -> str:
-    """Open the link, press Connect; the consent URL Google (the emulator) would show."""
+def start_consent(http: httpx.Client, app: App, link: str, provider: str | None = None) -> str:
+    """Open the link, press Connect (of `provider` when the page offers several); the consent
+    URL the provider (the emulator) would show."""
     landing = http.get(link)
-    assert landing.status_code == 200 and 'id="connect"' in landing.text, landing.text
-    start = http.post(landing.url)
+    assert landing.status_code == 200 and 'id="connect-' in landing.text, landing.text
+    start = http.post(landing.url, data={"provider": provider} if provider else None)
     assert start.status_code == 303, start.text
     consent_url = start.headers["location"]
-    assert consent_url.startswith(app.emulator.url + "/o/oauth2/v2/auth?")
+    if provider == "microsoft":
+        assert consent_url.startswith(app.emulator.url + "/common/oauth2/v2.0/authorize?")
+    else:
+        assert consent_url.startswith(app.emulator.url + "/o/oauth2/v2/auth?")
     return consent_url
+
+
+def sign_in_microsoft(
+    http: httpx.Client, app: App, consent_url: str, *, email: str, action: str = "accept"
+) -> str:
+    """Answer Microsoft's sign-in page; the callback URL it redirects to (not yet visited)."""
+    page = http.get(consent_url)
+    assert page.status_code == 200, page.text
+    form: dict[str, Any] = {
+        unescape(k): unescape(v)
+        for k, v in re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', page.text)
+    }
+    form["email"] = email
+    form["action"] = action
+    decision = http.post(consent_url.split("?")[0], data=form)
+    assert decision.status_code in (302, 303), decision.text
+    callback_url = str(decision.headers["location"])
+    assert callback_url.startswith(app.url + "/oauth/microsoft/callback?")
+    return callback_url
 
 
 def decide(
