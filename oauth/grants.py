@@ -31,8 +31,10 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from vapi_calendar.oauth.readability import CalendarReadability
 from vapi_calendar.oauth.registry import Providers, UnknownProvider
@@ -60,6 +62,8 @@ from vapi_calendar.tools.errors import (
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 REFRESH_LEASE_SECONDS = 30.0
 # A refresh that failed for a passing reason is tried this many times in all, and again only
 # while the call's budget has this much left (google-auth already retries within one attempt).
@@ -72,6 +76,13 @@ _BACKGROUND_PARALLEL = 4
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class Unread:
+    """`Grants.fresh_connection` reads the stored connection itself."""
+
+
+UNREAD = Unread()
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +122,16 @@ def seal(
     )
 
 
+def unseal_access_token(vault: TokenVault, connection: Connection) -> str:
+    """The one token a tool call needs: the refresh token stays sealed until a refresh."""
+    return vault.decrypt(connection.access_token, context=f"access:{connection.user_id}")
+
+
 def unseal(vault: TokenVault, connection: Connection) -> Grant:
     """The plaintext grant; `VaultError` when no configured key can read it."""
     user_id = connection.user_id
     return Grant(
-        access_token=vault.decrypt(connection.access_token, context=f"access:{user_id}"),
+        access_token=unseal_access_token(vault, connection),
         refresh_token=(
             vault.decrypt(connection.refresh_token, context=f"refresh:{user_id}")
             if connection.refresh_token
@@ -171,8 +187,11 @@ class Grants:
         )
 
     def _open(self, connection: Connection) -> Grant:
+        return self._unsealed(connection, unseal)
+
+    def _unsealed(self, connection: Connection, read: Callable[[TokenVault, Connection], T]) -> T:
         try:
-            return unseal(self._vault, connection)
+            return read(self._vault, connection)
         except VaultError:
             # Wrong or missing key: the stored grant is unusable until the owner reconnects
             # (or the operator restores the key). Say so without detail.
@@ -187,7 +206,10 @@ class Grants:
         return connection.expiry is None or connection.expiry - margin > _utcnow()
 
     async def _load(self, user_id: str) -> Connection:
-        connection = await self._store.get_connection(user_id)
+        return self._usable(await self._store.get_connection(user_id))
+
+    @staticmethod
+    def _usable(connection: Connection | None) -> Connection:
         if connection is None:
             raise CalendarNotConnected()
         if connection.status == NEEDS_RECONNECT:
@@ -195,17 +217,20 @@ class Grants:
         return connection
 
     # -- getting a usable grant -----------------------------------------------------------------
-    async def fresh(self, user_id: str) -> Grant:
-        """The user's grant, refreshed first if it expires within the margin."""
-        return (await self.fresh_connection(user_id))[0]
-
-    async def fresh_connection(self, user_id: str) -> tuple[Grant, Connection]:
-        """`fresh`, with the stored connection as it was read (email, warnings)."""
+    async def fresh_connection(
+        self, user_id: str, stored: Connection | Unread | None = UNREAD
+    ) -> tuple[str, Connection]:
+        """The user's access token, refreshed first if it expires within the margin, with the
+        stored connection as it was read (email, warnings). `stored` is that connection when
+        the caller has just read it (with the user, in one round trip)."""
         self._active[user_id] = time.monotonic()
-        connection = await self._load(user_id)
+        connection = (
+            await self._load(user_id) if isinstance(stored, Unread) else self._usable(stored)
+        )
         if self._fresh(connection):
-            return self._open(connection), connection
-        return await self._single_flight(user_id, "call", margin=self._margin), connection
+            return self._unsealed(connection, unseal_access_token), connection
+        grant = await self._single_flight(user_id, "call", margin=self._margin)
+        return grant.access_token, connection
 
     async def after_rejection(self, user_id: str, token: str) -> Grant:
         """`token` was refused by the calendar API: refresh, unless someone already did."""
@@ -431,14 +456,14 @@ class Grants:
 class UserTokens:
     """One call's view of a user's tokens (`ports.calendar.TokenSource`)."""
 
-    def __init__(self, grants: Grants, user_id: str, grant: Grant) -> None:
+    def __init__(self, grants: Grants, user_id: str, access_token: str) -> None:
         self._grants = grants
         self._user_id = user_id
-        self._grant = grant
+        self._access_token = access_token
         self._renewed = False
 
     async def access_token(self) -> str:
-        return self._grant.access_token
+        return self._access_token
 
     async def rejected(self, token: str) -> str:
         if self._renewed:
@@ -446,8 +471,8 @@ class UserTokens:
             await self._grants.mark_needs_reconnect(self._user_id)
             raise ReconnectRequired()
         self._renewed = True
-        self._grant = await self._grants.after_rejection(self._user_id, token)
-        return self._grant.access_token
+        self._access_token = (await self._grants.after_rejection(self._user_id, token)).access_token
+        return self._access_token
 
 
 class ConnectedCalendars:
@@ -464,8 +489,8 @@ class ConnectedCalendars:
         self._providers = providers
         self._readability = readability
 
-    async def open(self, user_id: str) -> CalendarProvider:
-        grant, connection = await self._grants.fresh_connection(user_id)
+    async def open(self, user_id: str, stored: Connection | None) -> CalendarProvider:
+        access_token, connection = await self._grants.fresh_connection(user_id, stored)
         try:
             client = self._providers.get(connection.provider).calendars
         except UnknownProvider:
@@ -477,7 +502,7 @@ class ConnectedCalendars:
                 cause="provider_not_configured",
                 fix=f"configure the {connection.provider} OAuth client",
             ) from None
-        calendar = client.for_user(UserTokens(self._grants, user_id, grant))
+        calendar = client.for_user(UserTokens(self._grants, user_id, access_token))
         if self._readability is None:
             return calendar
         return self._readability.watch(calendar, connection)

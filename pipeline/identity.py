@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from vapi_calendar.pipeline.calls import Authenticated, Claim, IdentitySource
 from vapi_calendar.ports.identity import IdentityProofs
-from vapi_calendar.ports.stores import LinkStore, User, UserStore
+from vapi_calendar.ports.stores import CallerStore, ConnectedUser
 from vapi_calendar.tools.errors import UserNotLinked
 
 log = logging.getLogger(__name__)
@@ -19,12 +19,10 @@ MISSING_USER = (
 
 
 async def resolve_user(
-    sources: Iterable[IdentitySource],
-    users: UserStore,
-    links: LinkStore,
-    proofs: IdentityProofs | None,
-) -> User:
-    """The first source that names a user decides (the platform adapter orders them).
+    sources: Iterable[IdentitySource], callers: CallerStore, proofs: IdentityProofs | None
+) -> ConnectedUser:
+    """The first source that names a user decides (the platform adapter orders them); the
+    user's connection is read with it, in the same round trip where the store allows.
 
     A user named in metadata counts only with a valid proof (`proofs`; None trusts any claim):
     metadata can be set by whoever starts a call, e.g. a web widget's visitor. A claim without
@@ -35,9 +33,9 @@ async def resolve_user(
     """
     for source in sources:
         if isinstance(source, Authenticated):
-            if (user := await users.get_user(source.user_id)) is None:
+            if (found := await callers.user_with_connection(source.user_id)) is None:
                 raise UserNotLinked(MISSING_USER)
-            return user
+            return found
         if isinstance(source, Claim):
             if proofs is not None and not (
                 source.token and proofs.valid(source.user_id, source.token)
@@ -47,12 +45,13 @@ async def resolve_user(
                     extra={"source": source.source, "claimed_user_id": source.user_id},
                 )
                 raise UserNotLinked()
-            user = await users.get_user(source.user_id)
-            if user is None:
+            if (found := await callers.user_with_connection(source.user_id)) is None:
                 raise UserNotLinked(MISSING_USER)
-            return user
+            return found
         else:
-            user_id = await links.linked_user(source.platform, source.kind, source.id)
-            if user_id and (user := await users.get_user(user_id)) is not None:
-                return user
+            found = await callers.linked_user_with_connection(
+                source.platform, source.kind, source.id
+            )
+            if found is not None:
+                return found
     raise UserNotLinked()

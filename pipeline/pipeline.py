@@ -21,7 +21,7 @@ from vapi_calendar.ports.calendar import CalendarAccess
 from vapi_calendar.ports.clock import Clock
 from vapi_calendar.ports.identity import IdentityProofs
 from vapi_calendar.ports.locks import Locks
-from vapi_calendar.ports.stores import LinkStore, RecordStore, User, UserStore
+from vapi_calendar.ports.stores import CallerStore, ConnectedUser, RecordStore
 from vapi_calendar.support.budget import time_budget
 from vapi_calendar.support.keyed import KeyedSemaphore, WaitTimeout
 from vapi_calendar.support.metrics import Metrics, tool_label
@@ -54,8 +54,7 @@ class ToolPipeline:
     def __init__(
         self,
         *,
-        users: UserStore,
-        links: LinkStore,
+        callers: CallerStore,
         records: RecordStore,
         calendars: CalendarAccess,
         locks: Locks,
@@ -65,8 +64,7 @@ class ToolPipeline:
         limits: Limits,
         tools: Sequence[Tool] | None = None,
     ) -> None:
-        self._users = users
-        self._links = links
+        self._callers = callers
         self._records = records
         self._calendars = calendars
         self._locks = locks
@@ -80,21 +78,24 @@ class ToolPipeline:
 
     async def answer(self, request: ToolRequest) -> list[ToolOutcome]:
         started = time.perf_counter()
-        user: User | ToolError
+        user: ConnectedUser | ToolError
         try:
-            user = await resolve_user(request.identity, self._users, self._links, self._proofs)
+            user = await resolve_user(request.identity, self._callers, self._proofs)
         except ToolError as exc:
             user = exc
-        outcomes = await asyncio.gather(
-            *(self._answer_one(request, c, user) for c in request.calls)
-        )
+        if len(request.calls) == 1:  # the usual message: no task to create for it
+            outcomes = [await self._answer_one(request, request.calls[0], user)]
+        else:
+            outcomes = await asyncio.gather(
+                *(self._answer_one(request, c, user) for c in request.calls)
+            )
         log.info(
             "tool calls answered",
             extra={
                 "platform": request.platform,
                 "call_id": request.call.call_id,
                 "tools": [c.name for c in request.calls],
-                "user_id": user.id if isinstance(user, User) else None,
+                "user_id": user.user.id if isinstance(user, ConnectedUser) else None,
                 "outcomes": ["error" if o.error is not None else "ok" for o in outcomes],
                 "ms": round((time.perf_counter() - started) * 1000, 1),
             },
@@ -102,7 +103,7 @@ class ToolPipeline:
         return list(outcomes)
 
     async def _answer_one(
-        self, request: ToolRequest, call: ToolCall, user: User | ToolError
+        self, request: ToolRequest, call: ToolCall, user: ConnectedUser | ToolError
     ) -> ToolOutcome:
         budget = self._limits.budget_seconds
         label = tool_label(call.name, self._tools)
@@ -132,15 +133,16 @@ class ToolPipeline:
             self._metrics.tool_seconds.labels(tool=label).observe(time.perf_counter() - started)
 
     async def _run(
-        self, request: ToolRequest, call: ToolCall, user: User | ToolError
+        self, request: ToolRequest, call: ToolCall, found: ConnectedUser | ToolError
     ) -> dict[str, Any]:
         tool = self._tools.get(call.name)
         if tool is None:
             raise UnknownTool(f"The calendar action {call.name[:64]!r} is not available.")
         if call.arguments_error:
             raise InvalidArguments(call.arguments_error)
-        if isinstance(user, ToolError):
-            raise user
+        if isinstance(found, ToolError):
+            raise found
+        user = found.user
         # Arguments first: a call that cannot run must not cost a token refresh.
         args = parse_arguments(tool.arguments, dict(call.arguments))
         answers = CallAnswers(
@@ -156,7 +158,7 @@ class ToolPipeline:
         keeps_answer = tool.answer_key is not None and not (call.derived_id and tool.idempotent)
         if keeps_answer and (recorded := await answers.recorded()) is not None:
             return recorded
-        calendar = await self._calendars.open(user.id)
+        calendar = await self._calendars.open(user.id, found.connection)
         context = ToolContext(
             user=user,
             calendar=calendar,

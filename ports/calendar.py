@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from vapi_calendar.ports.stores import Connection
+
 Span = tuple[datetime, datetime]
 
 
@@ -145,6 +147,7 @@ class CalendarClient(Protocol):
 class CalendarAccess(Protocol):
     """Opens a connected user's calendar (fresh credentials included)."""
 
-    async def open(self, user_id: str) -> CalendarProvider:
-        """Raises `CalendarNotConnected` or `ReconnectRequired` when there is nothing to open."""
+    async def open(self, user_id: str, stored: Connection | None) -> CalendarProvider:
+        """`stored` is the user's connection as just read from the store (None: none).
+        Raises `CalendarNotConnected` or `ReconnectRequired` when there is nothing to open."""
         ...

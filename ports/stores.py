@@ -74,6 +74,15 @@ class Connection:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectedUser:
+    """A user and its calendar connection as stored (None: not connected), read together:
+    what every tool call needs before it can start."""
+
+    user: User
+    connection: Connection | None
+
+
+@dataclass(frozen=True, slots=True)
 class OAuthState:
     """A pending consent. `state_hash` is a digest of the state, never the state itself."""
 
@@ -148,6 +157,22 @@ class LinkStore(abc.ABC):
 
     async def user_for_phone_number(self, phone_number_id: str) -> str | None:
         return await self.linked_user("vapi", "phoneNumber", phone_number_id)
+
+
+class CallerStore(abc.ABC):
+    """Whose calendar a tool call is for, with its connection: the reads at the start of every
+    tool call. A backend that can answer each in one round trip should (SQLite: one join, one
+    hop to its thread); `Store` gives the plain sequence of reads as the default."""
+
+    @abc.abstractmethod
+    async def user_with_connection(self, user_id: str) -> ConnectedUser | None: ...
+
+    @abc.abstractmethod
+    async def linked_user_with_connection(
+        self, platform: str, kind: LinkKind, linked_id: str
+    ) -> ConnectedUser | None:
+        """The linked user and its connection; None when there is no link or the linked user
+        does not exist."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +286,7 @@ class RecordStore(abc.ABC):
 class Store(
     UserStore,
     LinkStore,
+    CallerStore,
     ApiKeyStore,
     ConnectionStore,
     OAuthStateStore,
@@ -284,3 +310,15 @@ class Store(
     @abc.abstractmethod
     async def purge_expired(self) -> int:
         """Delete expired records, leases and pending consents now; how many were deleted."""
+
+    async def user_with_connection(self, user_id: str) -> ConnectedUser | None:
+        user = await self.get_user(user_id)
+        if user is None:
+            return None
+        return ConnectedUser(user, await self.get_connection(user_id))
+
+    async def linked_user_with_connection(
+        self, platform: str, kind: LinkKind, linked_id: str
+    ) -> ConnectedUser | None:
+        user_id = await self.linked_user(platform, kind, linked_id)
+        return None if user_id is None else await self.user_with_connection(user_id)

@@ -19,7 +19,6 @@ from vapi_calendar.oauth.grants import unseal
 from vapi_calendar.oauth.vault import TokenVault, VaultError
 from vapi_calendar.ports.stores import (
     CONNECTED,
-    CONNECTED,
     GOOGLE,
     AlreadyExists,
     ApiKey,

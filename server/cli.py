@@ -75,10 +75,9 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
     """Run the webhook server."""
-    import uvicorn
 
     from vapi_calendar.server.app import create_app
-    from vapi_calendar.server.http_server import uvicorn_config
+    from vapi_calendar.server.http_server import AppServer, uvicorn_config
     from vapi_calendar.server.logs import configure_logging
     from vapi_calendar.server.services import ConfigError, preflight
 
@@ -105,7 +104,7 @@ def serve(host: str, port: int) -> None:
         # On SIGTERM: stop accepting, let in-flight tool calls finish within their budget.
         timeout_graceful_shutdown=int(settings.tool_budget_seconds) + 5,
     )
-    uvicorn.Server(config).run()
+    AppServer(config).run()
 
 
 @main.command("generate-key")

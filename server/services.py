@@ -299,8 +299,7 @@ async def open_services(
         vault, settings.public_url, timedelta(minutes=settings.connect_link_minutes)
     )
     pipeline = ToolPipeline(
-        users=store,
-        links=store,
+        callers=store,
         records=store,
         calendars=ConnectedCalendars(
             grants,

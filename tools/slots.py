@@ -24,10 +24,12 @@ class Interval:
     end: datetime
 
     def __post_init__(self) -> None:
-        if self.start.utcoffset() is None or self.end.utcoffset() is None:
-            raise ValueError("Interval needs aware datetimes")
-        object.__setattr__(self, "start", self.start.astimezone(UTC))
-        object.__setattr__(self, "end", self.end.astimezone(UTC))
+        # Most intervals are made from others (already UTC) by the slot arithmetic, tens per
+        # tool call: those skip the conversion.
+        if self.start.tzinfo is not UTC:
+            object.__setattr__(self, "start", _to_utc(self.start))
+        if self.end.tzinfo is not UTC:
+            object.__setattr__(self, "end", _to_utc(self.end))
         if self.end < self.start:
             raise ValueError(f"Interval ends before it starts: {self.start} > {self.end}")
 
@@ -50,6 +52,12 @@ class Interval:
         if isinstance(other, Interval):
             return self.start <= other.start and other.end <= self.end
         return self.start <= other < self.end
+
+
+def _to_utc(moment: datetime) -> datetime:
+    if moment.utcoffset() is None:
+        raise ValueError("Interval needs aware datetimes")
+    return moment.astimezone(UTC)
 
 
 def merge(intervals: Iterable[Interval]) -> list[Interval]:

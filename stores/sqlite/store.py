@@ -25,6 +25,7 @@ from vapi_calendar.ports.stores import (
     AlreadyExists,
     ApiKey,
     CalendarWarning,
+    ConnectedUser,
     Connection,
     LinkKind,
     NotFound,
@@ -193,6 +194,18 @@ def _user(row: sqlite3.Row) -> User:
         created_at=_from_epoch(row["created_at"]),
         rules=json.loads(row["rules"]),
     )
+
+
+# Every tool call starts with these reads; one statement is one hop to the driver's thread
+# instead of three (the hops, not SQLite, are what they cost). Column names do not clash.
+_USER_WITH_CONNECTION = (
+    "SELECT u.id, u.timezone, u.rules, u.created_at, c.* FROM users u "
+    "LEFT JOIN google_connections c ON c.user_id = u.id"
+)
+
+
+def _connected_user(row: sqlite3.Row) -> ConnectedUser:
+    return ConnectedUser(_user(row), None if row["user_id"] is None else _connection(row))
 
 
 def _api_key(row: sqlite3.Row) -> ApiKey:
@@ -447,6 +460,21 @@ class SQLiteStore(Store):
             (platform, kind, linked_id),
         )
         return rows[0]["user_id"] if rows else None
+
+    # -- a tool call's user and connection, in one statement -------------------------------------
+    async def user_with_connection(self, user_id: str) -> ConnectedUser | None:
+        rows = await self._fetch(f"{_USER_WITH_CONNECTION} WHERE u.id = ?", (user_id,))
+        return _connected_user(rows[0]) if rows else None
+
+    async def linked_user_with_connection(
+        self, platform: str, kind: LinkKind, linked_id: str
+    ) -> ConnectedUser | None:
+        rows = await self._fetch(
+            f"{_USER_WITH_CONNECTION} JOIN links l ON l.user_id = u.id "
+            "WHERE l.platform = ? AND l.kind = ? AND l.linked_id = ?",
+            (platform, kind, linked_id),
+        )
+        return _connected_user(rows[0]) if rows else None
 
     # -- API keys ---------------------------------------------------------------------------------
     async def create_api_key(self, key: ApiKey) -> None:

@@ -305,6 +305,34 @@ async def test_links_are_per_platform_and_kind(store: Store) -> None:
     assert await store.linked_user("retell", "agent", "agent_2") is None
 
 
+async def test_a_tool_calls_user_and_connection_are_read_together(store: Store) -> None:
+    """What every tool call reads first: the user (by id, or through a link) with its stored
+    connection, exactly as the separate reads give them."""
+    await store.create_user(_user("u1", rules={"slotMinutes": 20}))
+    await store.create_user(_user("u2"))
+    warning = CalendarWarning("team@example.com", "notFound", _utc(2025, 6, 1, 10, 0))
+    await store.save_connection(_connection("u1", warnings=(warning,), provider="microsoft"))
+    await store.put_link("retell", "agent", "agent_1", "u1")
+    await store.put_link("vapi", "phoneNumber", "pn_2", "u2")
+
+    found = await store.user_with_connection("u1")
+    assert found is not None
+    assert found.user == await store.get_user("u1")
+    assert found.connection == await store.get_connection("u1")
+    assert found.connection is not None and found.connection.provider == "microsoft"
+    assert await store.linked_user_with_connection("retell", "agent", "agent_1") == found
+
+    unconnected = await store.linked_user_with_connection("vapi", "phoneNumber", "pn_2")
+    assert unconnected is not None
+    assert unconnected.user == await store.get_user("u2") and unconnected.connection is None
+
+    assert await store.user_with_connection("nobody") is None
+    assert await store.linked_user_with_connection("retell", "agent", "pn_2") is None
+    assert await store.linked_user_with_connection("vapi", "agent", "agent_1") is None
+    await store.delete_user("u1")
+    assert await store.linked_user_with_connection("retell", "agent", "agent_1") is None
+
+
 async def test_vapi_links_are_the_vapi_platforms_links(store: Store) -> None:
     """The Vapi-named methods (admin routes /api/assistants, /api/phone-numbers) and the
     platform links (/api/links/vapi/...) read and write the same data."""
