@@ -10,13 +10,14 @@ from datetime import timedelta
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from vapi_calendar.ports.clock import Clock, system_clock
-from vapi_calendar.server import admin, connect
+from vapi_calendar.server import admin, connect, openapi
 from vapi_calendar.server.access_log import AccessLog
 from vapi_calendar.server.config import (
     DEMO_CLIENT_ID,
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         Route(f"{TOOLS_PATH}/{{tool}}", elevenlabs_tool, methods=["POST"]),
         # An exact route: a Mount would answer POST /mcp with a redirect to /mcp/.
         Route(MCP_PATH, mcp, methods=["POST"]),
+        openapi.route,
         *admin.routes,
         *connect.routes,
     ]
@@ -156,7 +158,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     return Starlette(
         routes=routes,
         middleware=[Middleware(AccessLog), Middleware(admin.AdminGate)],
-        exception_handlers={ClientDisconnect: client_gone},
+        exception_handlers={ClientDisconnect: client_gone, HTTPException: admin.api_http_error},
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
     )
