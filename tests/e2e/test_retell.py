@@ -282,4 +282,4 @@ def test_replay_signs_retell_fixtures(app: App) -> None:
     assert done.stdout.count("HTTP 200") == len(files)
     assert '"booked": true' in done.stdout
     unsigned = app.cli("replay", "--platform", "retell", "--url", app.url, files[0])
-    assert unsigned.returncode == 1 and "HTTP 401" in unsigned.stdout
+    assert unsigned.returncode == 1 and "HTTP 401" in unsigned.stderr
