@@ -405,9 +405,9 @@ def banner(public_url: str, services: Services, demo: DemoRun, event_id: str | N
         else " ADMIN_TOKEN is yours, from the environment: export it too.\n"
     )
     seeded = (
-        f" {day}: a haircut at 11:00 booked for caller {DEMO_CALLER} (event {event_id}),\n"
+        f"a haircut at 11:00 booked for caller {DEMO_CALLER}, "
         if event_id
-        else " (the demo appointment could not be booked: see the log)\n"
+        else "(the demo appointment could not be booked: see the log) "
     )
     auth = (
         " Webhooks need your VAPI_SECRET (export it).\n"
@@ -424,8 +424,9 @@ def banner(public_url: str, services: Services, demo: DemoRun, event_id: str | N
         " Nothing here touches a real calendar.\n"
         f" User '{DEMO_USER}' (America/New_York, Google) is linked to '{DEMO_ASSISTANT}',\n"
         f" '{DEMO_OUTLOOK_USER}' (Outlook) to '{DEMO_OUTLOOK_ASSISTANT}'. {day}: stand-up\n"
-        " 10:00, lunch 12:00, focus time (free) 14:00-16:00; the next day is an offsite.\n"
-        f"{seeded}{auth}{token}\n"
+        f" 10:00, {seeded}lunch 12:00, focus time (free)\n"
+        " 14:00-16:00; the next day is an all-day offsite.\n"
+        f"{auth}{token}\n"
         f"{export_line(public_url, demo)}\n\n"
         f"# The five tools, as Vapi calls them (caller {DEMO_CALLER}):\n"
         + "".join(f"{line}\n" for line in tool_lines)
@@ -463,7 +464,11 @@ async def announce_when_serving(services: Services, demo: DemoRun) -> None:
     appointment and print the banner."""
     public_url = services.settings.public_url
     await until_serving(public_url)
-    event_id = await book_demo_appointment(services, demo)
+    try:
+        event_id = await book_demo_appointment(services, demo)
+    except Exception:  # the banner still helps without the appointment: say why, go on
+        log.exception("demo mode could not book its appointment")
+        event_id = None
     if demo.as_json:
         print(announcement(public_url, services, demo, event_id), flush=True)
     else:
