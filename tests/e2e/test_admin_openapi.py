@@ -74,8 +74,9 @@ def test_answers_match_the_description_and_nothing_is_a_server_error(
         str(report),
     ]
     env = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_TELEMETRY": "false"}
+    # Run from the test's own directory: schemathesis keeps a cache in its working directory.
     finished = subprocess.run(
-        command, capture_output=True, text=True, timeout=600, env=env, check=False
+        command, capture_output=True, text=True, timeout=600, env=env, check=False, cwd=tmp_path
     )
     output = finished.stdout + finished.stderr
     assert finished.returncode == 0, output[-20000:]

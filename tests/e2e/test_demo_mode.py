@@ -371,6 +371,12 @@ def run_curl(command: str, variables: dict[str, str]) -> httpx.Response:
 def test_the_quickstart_from_the_banner_answers_every_tool_and_the_admin_api(
     tmp_path: Path,
 ) -> None:
+    # What the README's quickstart tells a newcomer to do, in its order.
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    quickstart = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    steps = ["make run", "export URL=… ADMIN_TOKEN=…", "five tool commands", "admin commands"]
+    positions = [quickstart.find(step) for step in steps]
+    assert -1 not in positions and positions == sorted(positions), positions
     with serve_process(tmp_path) as served:
         banner = served.banner()
         variables, commands = banner_commands(banner)
