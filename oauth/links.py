@@ -1,13 +1,16 @@
 """Connect links: signed, expiring, single-use URLs that let one end user connect their calendar.
 
-The link carries the user id, a random link id and whether it may change the connected account,
-signed with a key derived from ENCRYPTION_KEY. Opening it is harmless (link previews do it); only
-the page's button starts a consent, and the link is used up when a connection completes through
-it (`ConsentFlow`, which marks the link id in the store).
+The link carries the user id, a random link id, whether it may change the connected account and
+its own expiry, signed with a key derived from ENCRYPTION_KEY. The expiry is the link's: the
+server (or replica, or CLI) that made it decides how long it works, not the one that opens
+it. Opening it is harmless (link previews do it); only the page's button starts a consent, and
+the link is used up when a connection completes through it (`ConsentFlow`, which marks the
+link id in the store).
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -59,24 +62,30 @@ class ConnectLinks:
         return f"{self._public_url}/connect/{token}"
 
     def create(self, user_id: str, *, allow_account_change: bool = False) -> ConnectLink:
-        claims: dict[str, object] = {"u": user_id, "l": secrets.token_urlsafe(16)}
+        # Whole seconds, rounded up: a link works at least its lifetime.
+        expires_at = datetime.fromtimestamp(
+            math.ceil((datetime.now(UTC) + self.lifetime).timestamp()), UTC
+        )
+        claims: dict[str, object] = {
+            "u": user_id,
+            "l": secrets.token_urlsafe(16),
+            "e": int(expires_at.timestamp()),
+        }
         if allow_account_change:
             claims["a"] = 1
         token = self._serializer.dumps(claims)
-        signed_at = datetime.now(UTC).replace(microsecond=0)
         return ConnectLink(
             url=self.url(token),
             token=token,
-            expires_at=signed_at + self.lifetime,
+            expires_at=expires_at,
             allow_account_change=allow_account_change,
         )
 
     def verify(self, token: str, *, allow_expired: bool = False) -> LinkClaims:
         """The link's claims; `LinkError` if forged or (unless `allow_expired`) expired."""
-        max_age = None if allow_expired else int(self.lifetime.total_seconds())
         try:
-            data, signed_at = self._serializer.loads(token, max_age=max_age, return_timestamp=True)
-        except SignatureExpired:
+            data, signed_at = self._serializer.loads(token, return_timestamp=True)
+        except SignatureExpired:  # pragma: no cover - no max_age is asked for
             raise LinkError("expired") from None
         except BadSignature:
             raise LinkError("invalid") from None
@@ -86,10 +95,17 @@ class ConnectLinks:
             or not isinstance(data.get("l"), str)
         ):
             raise LinkError("invalid")
+        expiry = data.get("e")
+        if isinstance(expiry, int) and not isinstance(expiry, bool):
+            expires_at = datetime.fromtimestamp(expiry, UTC)
+        else:  # a link made before links carried their expiry: this server's lifetime
+            expires_at = signed_at.astimezone(UTC) + self.lifetime
+        if not allow_expired and datetime.now(UTC) >= expires_at:
+            raise LinkError("expired")
         return LinkClaims(
             token=token,
             user_id=data["u"],
             link_id=data["l"],
             allow_account_change=data.get("a") == 1,
-            expires_at=signed_at.astimezone(UTC) + self.lifetime,
+            expires_at=expires_at,
         )

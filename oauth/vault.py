@@ -13,6 +13,7 @@ import base64
 import hashlib
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -99,16 +100,20 @@ class TokenVault:
         return not ciphertext.startswith(f"{_VERSION}.{self._primary_id}.")
 
 
-def load_or_create_key_file(path: Path) -> tuple[str, bool]:
-    """Read the embedded default's key file, creating it (mode 0600) when absent.
+def load_or_create_key_file(path: Path, make: Callable[[], str] = generate_key) -> tuple[str, bool]:
+    """Read the embedded default's key file, creating it (mode 0600) when absent with `make()`
+    (an encryption key unless told otherwise: demo mode keeps its admin token the same way).
 
     Returns the key and whether it was created now.
     """
     if path.exists():
         return path.read_text().strip(), False
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = generate_key()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    key = make()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: theirs is the key
+        return path.read_text().strip(), False
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")
     return key, True

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from vapi_calendar.ports.clock import Clock, system_clock
-from vapi_calendar.server import admin, connect
+from vapi_calendar.server import admin, connect, openapi
 from vapi_calendar.server.access_log import AccessLog
+from vapi_calendar.server.admin import OPENAPI_PATH
 from vapi_calendar.server.config import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
@@ -96,8 +99,23 @@ async def purge_expired(services: Services, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> Starlette:
-    """The app as plain data. `clock` is what the tools take as "now" (tests freeze it)."""
+async def announce(public_url: str) -> None:
+    """`serve --json` outside demo mode: one JSON object on stdout once the server answers."""
+    from vapi_calendar.server.http import until_serving
+
+    await until_serving(public_url)
+    print(
+        json.dumps({"url": public_url, "openapi": public_url + OPENAPI_PATH, "demo": None}),
+        flush=True,
+    )
+
+
+def create_app(
+    settings: Settings | None = None, *, clock: Clock = system_clock, announce_json: bool = False
+) -> Starlette:
+    """The app as plain data. `clock` is what the tools take as "now" (tests freeze it);
+    `announce_json`: say where it serves as one JSON object on stdout (`serve --json`), the
+    demo's banner included, instead of the banner on stderr."""
     settings = settings or Settings()
     mcp = McpEndpoint(max_body_bytes=settings.max_body_bytes)
     routes: list[BaseRoute] = [
@@ -110,6 +128,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         Route(f"{TOOLS_PATH}/{{tool}}", elevenlabs_tool, methods=["POST"]),
         # An exact route: a Mount would answer POST /mcp with a redirect to /mcp/.
         Route(MCP_PATH, mcp, methods=["POST"]),
+        openapi.route,
         *admin.routes,
         *connect.routes,
     ]
@@ -141,9 +160,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
             )
         try:
             if settings.demo_mode:
-                from vapi_calendar.server.demo import start_demo
+                from vapi_calendar.server.demo import announce_when_serving, start_demo
 
-                await start_demo(services, emulator_state)
+                demo = await start_demo(services, emulator_state, as_json=announce_json)
+                tasks.append(asyncio.create_task(announce_when_serving(services, demo)))
+            elif announce_json:
+                tasks.append(asyncio.create_task(announce(settings.public_url)))
             # The MCP SDK's session manager runs for the app's lifetime (once per app).
             async with mcp.run():
                 yield
@@ -156,7 +178,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     return Starlette(
         routes=routes,
         middleware=[Middleware(AccessLog), Middleware(admin.AdminGate)],
-        exception_handlers={ClientDisconnect: client_gone},
+        exception_handlers={ClientDisconnect: client_gone, HTTPException: admin.api_http_error},
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
     )

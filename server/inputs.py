@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, WithJsonSchema
 
 from vapi_calendar.tools.timeparse import is_region_zone
 
@@ -89,7 +89,19 @@ def timezone(value: str) -> str:
     return value
 
 
-UserId = Annotated[str, AfterValidator(user_id)]
-LinkedId = Annotated[str, AfterValidator(linked_id)]
-KeyName = Annotated[str, AfterValidator(key_name)]
-TimeZone = Annotated[str, AfterValidator(timezone)]
+# How each is described in JSON Schema (the admin API's OpenAPI description): the same rules,
+# while the validators above keep the messages.
+USER_ID_SCHEMA = {"type": "string", "pattern": f"^{USER_ID.pattern}$", "maxLength": 128}
+LINKED_ID_SCHEMA = {"type": "string", "pattern": f"^{LINKED_ID.pattern}$", "maxLength": 128}
+TIMEZONE_SCHEMA = {
+    "type": "string",
+    "description": "an IANA time zone of a place (America/New_York, Europe/Berlin) or UTC",
+    "examples": ["America/New_York", "Europe/Berlin", "UTC"],
+}
+
+UserId = Annotated[str, AfterValidator(user_id), WithJsonSchema(USER_ID_SCHEMA)]
+LinkedId = Annotated[str, AfterValidator(linked_id), WithJsonSchema(LINKED_ID_SCHEMA)]
+KeyName = Annotated[
+    str, AfterValidator(key_name), WithJsonSchema({"type": "string", "maxLength": 100})
+]
+TimeZone = Annotated[str, AfterValidator(timezone), WithJsonSchema(TIMEZONE_SCHEMA)]

@@ -8,6 +8,7 @@ the connection flow.
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -67,6 +68,9 @@ class Services:
     webhook_tokens: WebhookTokens | None
     # Per-user API keys: the MCP endpoint's credential.
     api_keys: ApiKeys
+    # The admin API's bearer token: ADMIN_TOKEN, or in demo mode one generated for it. None:
+    # the admin API refuses everything (fail closed).
+    admin_token: str | None = None
 
     async def close(self) -> None:
         await self.notifier.aclose()
@@ -113,6 +117,31 @@ def _load_vault(settings: Settings) -> TokenVault:
             key_file,
         )
     return TokenVault.from_setting(key)
+
+
+ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name
+
+
+def admin_token(settings: Settings) -> str | None:
+    """ADMIN_TOKEN if set; in demo mode only, a generated one kept (mode 0600) next to the
+    encryption key, so the demo's printed commands keep working across restarts. Outside demo
+    mode nothing is generated: without ADMIN_TOKEN the admin API refuses everything."""
+    if settings.admin_token is not None:
+        return settings.admin_token.get_secret_value()
+    if not settings.demo_mode:
+        return None
+    data_dir = embedded_data_dir(settings)
+    if data_dir is None:  # no data directory (a demo on MongoDB): this process's own
+        return secrets.token_urlsafe(32)
+    try:
+        token, _ = load_or_create_key_file(
+            data_dir / ADMIN_TOKEN_FILE, make=lambda: secrets.token_urlsafe(32)
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"DATABASE_URL: cannot keep the demo admin token in {exc.filename}: {exc.strerror}"
+        ) from None
+    return token
 
 
 def check_settings(settings: Settings) -> None:
@@ -352,4 +381,5 @@ async def open_services(
         ),
         webhook_tokens=webhook_tokens,
         api_keys=ApiKeys(store),
+        admin_token=admin_token(settings),
     )

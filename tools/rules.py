@@ -189,10 +189,17 @@ def _validated(stored_json: str) -> BookingRules:
     return validate_rules(stored)
 
 
-def validate_rules(stored: dict[str, Any]) -> BookingRules:
-    """Validate the booking-rule keys of a `User.rules` mapping; raise RulesError naming a field."""
+def validate_rules(stored: dict[str, Any], *, strict: bool = False) -> BookingRules:
+    """Validate the booking-rule keys of a `User.rules` mapping; raise RulesError naming a field.
+
+    `strict`: each value must be of exactly its JSON type (no `0` for false, no `"5"` for 5),
+    for what an owner sends now; rules stored before are read as they were accepted then.
+    """
     rules = {k: v for k, v in stored.items() if k not in NON_RULE_KEYS}
     try:
+        if strict:
+            # JSON strict mode: dates stay ISO strings, as JSON carries them.
+            return BookingRules.model_validate_json(json.dumps(rules), strict=True)
         return BookingRules.model_validate(rules)
     except ValidationError as exc:
         error = first_error(exc)
@@ -221,5 +228,5 @@ def merge_rules(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
             merged.pop(key, None)
         else:
             merged[key] = value
-    validate_rules(merged)
+    validate_rules(merged, strict=True)
     return merged

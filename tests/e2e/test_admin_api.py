@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
-from tests.harness.app import App
+from tests.harness.app import ADMIN_TOKEN, App, Emulator, running_app
 
 
 @pytest.mark.parametrize(
@@ -17,6 +19,32 @@ def test_admin_api_requires_the_token(app: App, headers: dict) -> None:
     response = httpx.post(f"{app.url}/api/users", json={"id": "eve"}, headers=headers)
     assert response.status_code == 401
     assert app.admin.get("/api/users/eve").status_code == 404  # nothing was created
+
+
+def test_without_admin_token_everything_is_refused_and_the_401_says_why(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """Outside demo mode nothing generates a token: without ADMIN_TOKEN the API fails closed,
+    and says so (and nothing else) to whoever knocks."""
+    with running_app(tmp_path, emulator, admin_token=None) as app:
+        for headers in ({}, {"authorization": f"Bearer {ADMIN_TOKEN}"}):
+            response = httpx.post(f"{app.url}/api/users", json={"id": "eve"}, headers=headers)
+            assert response.status_code == 401
+            assert response.json() == {
+                "error": "unauthorized: no admin token is configured on this server "
+                "(set ADMIN_TOKEN)"
+            }
+        assert not (tmp_path / "data" / "admin.token").exists()
+        # The description stays readable: it is the API's shape, not its data.
+        assert httpx.get(f"{app.url}/api/openapi.json").status_code == 200
+
+
+def test_unknown_paths_and_methods_under_api_answer_json(app: App) -> None:
+    missing = app.admin.get("/api/nothing-here")
+    assert missing.status_code == 404 and missing.json() == {"error": "no such path"}
+    wrong = app.admin.put("/api/users/ana")
+    assert wrong.status_code == 405 and wrong.json() == {"error": "method not allowed"}
+    assert set(wrong.headers["allow"].replace(" ", "").split(",")) >= {"GET", "PATCH", "DELETE"}
 
 
 def test_create_and_read_a_user(app: App) -> None:

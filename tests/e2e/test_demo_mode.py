@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +19,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from tests.harness.app import FIXTURES
 from tests.harness.servers import free_port, wait_until_serving
+
+BANNER_END = "=" * 75 + "\n"
 
 
 @dataclass
@@ -30,11 +35,20 @@ class Served:
     def so_far(self) -> str:
         return "".join(self.lines)
 
+    def banner(self, timeout: float = 60.0) -> str:
+        """The demo banner, once printed in full (after the server answers: the demo books its
+        appointment through its own emulator first)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.so_far()
+            if "DEMO MODE" in text and BANNER_END in text.split("DEMO MODE", 1)[1]:
+                return text.split("DEMO MODE", 1)[1].split(BANNER_END, 1)[0]
+            time.sleep(0.05)
+        raise AssertionError(f"no demo banner:\n{self.so_far()[-3000:]}")
 
-@contextmanager
-def serve_process(cwd: Path, **env: str) -> Iterator[Served]:
-    """Start the CLI server with a clean environment; collect its output as it comes."""
-    port = free_port()
+
+def clean_environment(**env: str) -> dict[str, str]:
+    """The test's environment without any of the server's settings, plus `env`."""
     clean = {
         k: v
         for k, v in os.environ.items()
@@ -42,10 +56,17 @@ def serve_process(cwd: Path, **env: str) -> Iterator[Served]:
             ("GOOGLE_", "MICROSOFT_", "VAPI_", "DATABASE_", "PUBLIC_", "ENCRYPTION_", "ADMIN_")
         )
     }
+    return {**clean, **env}
+
+
+@contextmanager
+def serve_process(cwd: Path, port: int | None = None, **env: str) -> Iterator[Served]:
+    """Start the CLI server with a clean environment; collect its output as it comes."""
+    port = port or free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "vapi_calendar.server.cli", "serve", "--port", str(port)],
         cwd=cwd,  # a fresh directory: no .env, the default SQLite path
-        env={**clean, **env},
+        env=clean_environment(**env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -128,8 +149,9 @@ def test_demo_mode_serves_tool_calls_against_the_bundled_emulator(tmp_path: Path
         assert (tmp_path / "data" / "vapi-calendar.db").exists()
         key_file = tmp_path / "data" / "encryption.key"
         assert key_file.stat().st_mode & 0o777 == 0o600
-    assert "DEMO MODE" in served.output
-    assert re.search(rf"curl -s http://127\.0\.0\.1:{served.port}/vapi/webhook", served.output)
+        banner = served.banner()
+    assert f"export URL=http://127.0.0.1:{served.port} " in banner
+    assert 'curl -s "$URL/vapi/webhook"' in banner
     assert key_file.read_text().strip() not in served.output  # the key is never printed
 
 
@@ -289,5 +311,215 @@ def test_other_platforms_log_no_credential_nor_what_a_caller_said(tmp_path: Path
     for said in ("Quentin Zebulon", "Xavier Quimby", "Yolanda Wexford", "Root canal"):
         assert said not in output
     logged = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    platforms = {e.get("platform") for e in logged if e["msg"] == "tool calls answered"}
+    platforms = {
+        e.get("platform")
+        for e in logged
+        # (the demo's own booking, made at start for its caller, is a Vapi tool call)
+        if e["msg"] == "tool calls answered" and not str(e["call_id"]).startswith("demo-call-")
+    }
     assert platforms == {"mcp", "retell", "elevenlabs"}
+
+
+# -- the newcomer's path: the README's quickstart, from the banner's own commands -------------
+
+
+def banner_commands(banner: str) -> tuple[dict[str, str], list[str]]:
+    """The banner's `export NAME=value ...` line and its curl commands, as printed."""
+    (export,) = [line for line in banner.splitlines() if line.startswith("export ")]
+    variables = dict(word.split("=", 1) for word in shlex.split(export)[1:])
+    return variables, [line for line in banner.splitlines() if line.startswith("curl ")]
+
+
+def run_curl(command: str, variables: dict[str, str]) -> httpx.Response:
+    """What `curl` would send for a banner command, sent with httpx: the banner's commands use
+    only -s, -X, -H and -d, and "$NAME" expansions of the export line (checked here, so a
+    command this cannot reproduce exactly fails the test instead of being guessed at)."""
+    words = shlex.split(command)  # the shell's quoting; expansions are done below
+    assert words[0] == "curl"
+    method, url, headers, data = None, None, {}, None
+    it = iter(words[1:])
+    for word in it:
+        if word == "-s":
+            continue
+        if word == "-X":
+            method = next(it)
+        elif word == "-H":
+            name, value = next(it).split(":", 1)
+            headers[name.strip()] = value.strip()
+        elif word == "-d":
+            data = next(it)
+        else:
+            assert not word.startswith("-"), f"curl option not expected: {word}"
+            url = word
+
+    def expand(text: str) -> str:
+        return re.sub(r"\$(\w+)", lambda m: variables[m.group(1)], text)
+
+    assert url is not None
+    # Single-quoted bodies are not expanded by a shell: only URL and headers are.
+    if data is not None:
+        headers.setdefault("content-type", "application/x-www-form-urlencoded")  # curl's -d
+    return httpx.request(
+        method or ("POST" if data is not None else "GET"),
+        expand(url),
+        headers={name: expand(value) for name, value in headers.items()},
+        content=data,
+        timeout=30,
+    )
+
+
+def test_the_quickstart_from_the_banner_answers_every_tool_and_the_admin_api(
+    tmp_path: Path,
+) -> None:
+    # What the README's quickstart tells a newcomer to do, in its order.
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    quickstart = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    steps = ["make run", "export URL=… ADMIN_TOKEN=…", "five tool commands", "admin commands"]
+    positions = [quickstart.find(step) for step in steps]
+    assert -1 not in positions and positions == sorted(positions), positions
+    with serve_process(tmp_path) as served:
+        banner = served.banner()
+        variables, commands = banner_commands(banner)
+        assert variables["URL"] == served.url
+        # The admin token is generated into the data directory, like the encryption key.
+        token_file = tmp_path / "data" / "admin.token"
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        assert variables["ADMIN_TOKEN"] == token_file.read_text().strip()
+        assert len(variables["ADMIN_TOKEN"]) >= 40
+
+        answers = [run_curl(command, variables) for command in commands]
+        assert all(a.status_code in (200, 201) for a in answers), [a.text for a in answers]
+        tools = {}
+        for answer in answers[:5]:
+            (result,) = answer.json()["results"]
+            assert "error" not in result, result
+            tools[result["name"]] = json.loads(result["result"])
+        assert tools["checkAvailability"]["slots"]
+        assert tools["scheduleAppointment"]["booked"] is True
+        # The appointment the demo booked for its caller is found, moved and cancelled.
+        found = tools["findAppointments"]["appointments"]
+        assert [a["summary"] for a in found] == ["Haircut", "Beard trim"]
+        assert tools["rescheduleAppointment"]["rescheduled"] is True
+        assert tools["cancelAppointment"]["cancelled"] is True
+        assert tools["cancelAppointment"]["eventId"] == found[0]["eventId"]
+
+        created, linked, link = (a.json() for a in answers[5:])
+        assert created["id"] == "sam" and created["calendar"]["status"] == "not_connected"
+        assert linked == {"assistantId": "sam-assistant", "userId": "sam"}
+        opened = httpx.get(link["url"])
+        assert opened.status_code == 200 and 'id="connect-google"' in opened.text
+        described = httpx.get(f"{served.url}/api/openapi.json").json()
+        assert "/api/users" in described["paths"]
+
+
+def test_serve_json_says_the_same_as_the_banner(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vapi_calendar.server.cli", "serve", "--port", str(port), "--json"],
+        cwd=tmp_path,
+        env=clean_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        announced = json.loads(process.stdout.readline())
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert announced["url"] == f"http://127.0.0.1:{port}"
+    demo = announced["demo"]
+    assert demo["adminToken"] == (tmp_path / "data" / "admin.token").read_text().strip()
+    assert demo["eventId"] and len(demo["commands"]) == 8
+
+
+# Tool-call fixtures whose answer against the demo is an error on purpose, and why.
+DELIBERATE_ERRORS = {
+    # The fixture exists to show an assistant linked to nobody.
+    "tool_calls_unlinked_assistant.json": "This assistant is not linked to a user",
+    # A partial copy from Vapi's dashboard: its call names no user (fixtures README).
+    "keey_pretty_string_arguments.json": "This assistant is not linked to a user",
+    # It cancels an appointment of the recorded call, which this calendar never had.
+    "wanda_squad_saved_members_sip.json": "I could not find that appointment.",
+}
+
+
+def test_the_bundled_fixtures_replayed_against_a_fresh_demo_are_answered(tmp_path: Path) -> None:
+    files = sorted(FIXTURES.glob("*.json")) + sorted((FIXTURES / "variants").glob("*.json"))
+    with serve_process(tmp_path) as served:
+        served.banner()
+        replayed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "vapi_calendar.server.cli",
+                "replay",
+                *map(str, files),
+                "--url",
+                f"{served.url}/vapi/webhook",
+                "--relative-to-now",
+                "--json",
+            ],
+            env=clean_environment(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert replayed.returncode == 0, replayed.stderr
+    answered = 0
+    for entry in json.loads(replayed.stdout)["answers"]:
+        name = Path(entry["file"]).name
+        assert entry["status"] == 200, entry
+        for result in entry["answer"].get("results", []):
+            answered += 1
+            if "error" in result:
+                assert name in DELIBERATE_ERRORS, (name, result["error"])
+                assert result["error"].startswith(DELIBERATE_ERRORS[name])
+            else:
+                assert json.loads(result["result"]).get("reason") != "beyondHorizon"
+    assert answered >= 15
+
+
+def test_a_second_server_on_a_busy_port_stops_at_once_and_touches_nothing(
+    tmp_path: Path,
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    with serve_process(first) as served:
+        served.banner()
+        before = {p.name: p.stat().st_mtime_ns for p in (first / "data").iterdir()}
+        for cwd in (first, second):
+            again = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "vapi_calendar.server.cli",
+                    "serve",
+                    "--port",
+                    str(served.port),
+                ],
+                cwd=cwd,
+                env=clean_environment(),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert again.returncode == 2
+            (line,) = again.stderr.strip().splitlines()
+            assert f"port {served.port}" in line and "in use" in line
+            assert "DEMO MODE" not in again.stdout + again.stderr
+        assert not (second / "data").exists()
+        assert {p.name: p.stat().st_mtime_ns for p in (first / "data").iterdir()}.keys() >= (
+            before.keys()
+        )
+        assert (first / "data" / "admin.token").stat().st_mtime_ns == before["admin.token"]
+        # The first server's demo user still answers.
+        assert answer(served.url, f"{_tomorrow()}T09:00:00", "busy-1")["available"] is True
+
+
+def _tomorrow() -> str:
+    return str((datetime.now(ZoneInfo("America/New_York")) + timedelta(days=1)).date())

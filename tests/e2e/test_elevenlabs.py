@@ -175,5 +175,5 @@ def test_replay_sends_elevenlabs_fixtures(app: App) -> None:
         *files,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count("HTTP 200") == len(files)
+    assert done.stderr.count("HTTP 200") == len(files)
     assert '"booked": true' in done.stdout

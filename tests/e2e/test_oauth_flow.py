@@ -155,6 +155,22 @@ def test_links_expire() -> None:
     assert raised.value.problem == "expired"
 
 
+def test_a_link_expires_when_it_says_whoever_opens_it() -> None:
+    """The expiry printed with a link is the link's own: a server configured with another
+    CONNECT_LINK_MINUTES (another replica, the CLI's settings) neither shortens nor extends it."""
+    vault = TokenVault([generate_key()])
+    short = ConnectLinks(vault, "http://x", lifetime=timedelta(seconds=1))
+    long = ConnectLinks(vault, "http://x", lifetime=timedelta(hours=1))
+    brief, lasting = short.create("ana"), long.create("ben")
+    assert long.verify(brief.token).expires_at == brief.expires_at
+    assert short.verify(lasting.token).expires_at == lasting.expires_at
+    time.sleep(2.1)
+    with pytest.raises(LinkError) as raised:
+        long.verify(brief.token)
+    assert raised.value.problem == "expired"
+    assert short.verify(lasting.token).user_id == "ben"
+
+
 def test_links_signed_by_another_key_are_invalid() -> None:
     mine = ConnectLinks(TokenVault([generate_key()]), "http://x", lifetime=timedelta(seconds=60))
     theirs = ConnectLinks(TokenVault([generate_key()]), "http://x", lifetime=timedelta(seconds=60))
@@ -262,7 +278,7 @@ def test_key_rotation_keeps_every_user_working(tmp_path: Path, emulator: Emulato
 
     rotated = rotate(f"{new_key},{old_key}")
     assert rotated.returncode == 0, rotated.stderr
-    assert "2 user(s)" in rotated.stdout
+    assert "2 user(s)" in rotated.stderr and rotated.stdout.strip() == "2"
 
     with running_app(tmp_path, emulator, encryption_key=new_key) as app:
         for user in ("ana", "bob"):

@@ -157,7 +157,7 @@ def test_cli_links_and_api_keys(app: App) -> None:
     assert mcp_answer(app, key, "checkAvailability", {"startDateTime": "2031-03-11T09:00:00"})[
         "available"
     ]
-    (listed,) = json.loads(app.cli("list-api-keys", "ana").stdout)
+    (listed,) = json.loads(app.cli("list-api-keys", "ana", "--json").stdout)["apiKeys"]
     assert listed["name"] == "desktop" and key not in json.dumps(listed)
     assert app.cli("delete-api-key", "ana", listed["id"]).returncode == 0
     assert app.cli("delete-api-key", "ana", listed["id"]).returncode == 1

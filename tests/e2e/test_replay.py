@@ -166,7 +166,7 @@ def test_replay_command_posts_fixtures_to_a_live_server(app: App) -> None:
         check=False,
     )
     assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.count("HTTP 200") == 2
+    assert completed.stderr.count("HTTP 200") == 2
     assert '"toolCallId": "call_check_1"' in completed.stdout
 
 
@@ -189,4 +189,4 @@ def test_replay_command_fails_on_a_rejected_webhook(app: App) -> None:
         check=False,
     )
     assert completed.returncode == 1
-    assert "HTTP 401" in completed.stdout
+    assert "HTTP 401" in completed.stderr

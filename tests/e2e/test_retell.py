@@ -279,7 +279,7 @@ def test_replay_signs_retell_fixtures(app: App) -> None:
         *files,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count("HTTP 200") == len(files)
+    assert done.stderr.count("HTTP 200") == len(files)
     assert '"booked": true' in done.stdout
     unsigned = app.cli("replay", "--platform", "retell", "--url", app.url, files[0])
-    assert unsigned.returncode == 1 and "HTTP 401" in unsigned.stdout
+    assert unsigned.returncode == 1 and "HTTP 401" in unsigned.stderr

@@ -339,4 +339,4 @@ def test_replay_signs_with_the_configured_hmac_plan(serve: Any) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "HTTP 200" in done.stdout and '"toolCallId": "call_check_1"' in done.stdout
+    assert "HTTP 200" in done.stderr and '"toolCallId": "call_check_1"' in done.stdout

@@ -231,6 +231,7 @@ class App:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "VAPI_"))},
             "DATABASE_URL": self.settings.database_url,
+            "PUBLIC_URL": self.settings.public_url,
             "ENCRYPTION_KEY": self.settings.encryption_key.get_secret_value(),
             "GOOGLE_CLIENT_ID": CLIENT_ID,
             "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
