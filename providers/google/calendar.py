@@ -8,7 +8,6 @@ is translated by `errors.calendar_error`. Event resources become the port's neut
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -27,9 +26,9 @@ from vapi_calendar.providers.google.errors import (
 )
 from vapi_calendar.providers.google.http import GoogleHttp
 from vapi_calendar.providers.google.retry import request_is_retry_safe, with_retries
-from vapi_calendar.support.budget import remaining
+from vapi_calendar.providers.meeting_link import await_meeting_link
 from vapi_calendar.support.metrics import Metrics
-from vapi_calendar.tools.errors import ReconnectRequired, ToolError
+from vapi_calendar.tools.errors import ReconnectRequired
 
 
 class Resources:
@@ -59,10 +58,6 @@ MakeRequest = Callable[[Resources], HttpRequest]
 # A calendar asked about in freeBusy that the answer leaves out: its busy time is unknown, which
 # must never read as free (it would book over existing events).
 NOT_RETURNED = "notReturned"
-# Waits before each re-read of an event whose Meet conference is still `pending`; a re-read
-# starts only if the call's budget still covers the wait, the read and the answer after it.
-MEET_POLL_DELAYS = (0.2, 0.4, 0.8, 1.2)
-MEET_POLL_RESERVE_SECONDS = 1.5
 
 
 def parse_rfc3339(value: str) -> datetime:
@@ -268,26 +263,10 @@ class GoogleCalendar:
         )
         created = to_event(item)
         if created.meeting_pending:
-            return await self._await_meeting_link(calendar_id, created)
+            return await await_meeting_link(
+                created, lambda: self.get_event(calendar_id, created.id)
+            )
         return created
-
-    async def _await_meeting_link(self, calendar_id: str, event: Event) -> Event:
-        """Re-read a `pending` conference (events.get returns conferenceData as stored) a few
-        times while the call's budget allows; the event as last read otherwise. The booking
-        itself is done, so a failed re-read only means the link stays unknown."""
-        for delay in MEET_POLL_DELAYS:
-            left = remaining()
-            if left is not None and left < delay + MEET_POLL_RESERVE_SECONDS:
-                break
-            await asyncio.sleep(delay)
-            try:
-                latest = await self.get_event(calendar_id, event.id)
-            except ToolError:
-                break
-            if not latest.meeting_pending:
-                return latest
-            event = latest
-        return event
 
     async def move_event(
         self,

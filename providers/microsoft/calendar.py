@@ -48,6 +48,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from vapi_calendar.ports.calendar import BusyTimes, Event, NewEvent, Span, TokenSource
+from vapi_calendar.providers.meeting_link import await_meeting_link
 from vapi_calendar.providers.microsoft import errors
 from vapi_calendar.providers.microsoft.errors import (
     TRANSPORT_ERRORS,
@@ -60,9 +61,8 @@ from vapi_calendar.providers.microsoft.errors import (
 from vapi_calendar.providers.microsoft.http import MicrosoftHttp
 from vapi_calendar.providers.microsoft.retry import ResentGone, with_retries
 from vapi_calendar.providers.microsoft.zones import iana_zone, windows_zone
-from vapi_calendar.support.budget import remaining
 from vapi_calendar.support.metrics import Metrics
-from vapi_calendar.tools.errors import CalendarRejected, EventNotFound, ReconnectRequired, ToolError
+from vapi_calendar.tools.errors import CalendarRejected, EventNotFound, ReconnectRequired
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,6 @@ OUR_ID = re.compile(r"^[a-v0-9]{5,1024}$")
 FREE = frozenset({"free", "workingElsewhere"})
 # Listing without an end (upcoming appointments) looks this far ahead at most.
 LIST_HORIZON = timedelta(days=3660)
-MEETING_POLL_DELAYS = (0.2, 0.4, 0.8, 1.2)
-MEETING_POLL_RESERVE_SECONDS = 1.5
 CANCEL_COMMENT = "Cancelled by phone through the voice assistant."
 _REMEMBERED = 10_000
 
@@ -475,25 +473,10 @@ class MicrosoftCalendar:
         # A create's answer carries no extended properties: they are what was just written.
         created = self._remember(to_event(item, our_id=event.id, tags=event.tags), str(item["id"]))
         if created.meeting_pending:
-            return await self._await_meeting_link(calendar_id, created)
+            return await await_meeting_link(
+                created, lambda: self.get_event(calendar_id, created.id)
+            )
         return created
-
-    async def _await_meeting_link(self, calendar_id: str, event: Event) -> Event:
-        """Re-read an online meeting whose join URL is not there yet, while the budget
-        allows; the booking is made, so a failed re-read only leaves the link unknown."""
-        for delay in MEETING_POLL_DELAYS:
-            left = remaining()
-            if left is not None and left < delay + MEETING_POLL_RESERVE_SECONDS:
-                break
-            await asyncio.sleep(delay)
-            try:
-                latest = await self.get_event(calendar_id, event.id)
-            except ToolError:
-                break
-            if not latest.meeting_pending:
-                return latest
-            event = latest
-        return event
 
     async def move_event(
         self,
