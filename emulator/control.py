@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
@@ -14,8 +14,13 @@ class EmulatorControlError(RuntimeError):
     """A control hook refused the request (bad input, unknown account, ...)."""
 
 
-class EmulatorControl:
-    """`base_url` is the emulator root, including any mount prefix (e.g. `.../emulator`)."""
+class ControlClient:
+    """A synchronous client of the `/_emulator/*` hooks; each provider's emulator adds its own.
+
+    `base_url` is the emulator root, including any mount prefix (e.g. `.../emulator`).
+    """
+
+    error: type[EmulatorControlError] = EmulatorControlError  # what a refused hook raises
 
     def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
@@ -24,7 +29,7 @@ class EmulatorControl:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> EmulatorControl:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -38,10 +43,27 @@ class EmulatorControl:
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         response = self._http.request(method, path, json=body)
         if response.is_error:
-            raise EmulatorControlError(
-                f"{method} {path} -> {response.status_code}: {response.text}"
-            )
+            raise self.error(f"{method} {path} -> {response.status_code}: {response.text}")
         return response.json()
+
+    # ---- hooks every emulator shares --------------------------------------------------------
+
+    def set_latency(self, ms: int, kind: str | None = None) -> None:
+        self._call("POST", "/latency", {"ms": ms, "kind": kind})
+
+    def clear_faults(self) -> None:
+        """Remove every fault and all added latency."""
+        self._call("DELETE", "/faults")
+
+    def requests(self) -> dict[str, int]:
+        return dict(self._call("GET", "/requests"))
+
+    def reset_requests(self) -> None:
+        self._call("POST", "/reset-requests")
+
+
+class EmulatorControl(ControlClient):
+    """The Google emulator's hooks, and the ones every emulator shares (latency, …)."""
 
     # ---- setup ----------------------------------------------------------------------------
 
@@ -175,21 +197,6 @@ class EmulatorControl:
             if value is not None:
                 payload[key] = value
         self._call("POST", "/faults", payload)
-
-    def set_latency(self, ms: int, kind: str | None = None) -> None:
-        self._call("POST", "/latency", {"ms": ms, "kind": kind})
-
-    def clear_faults(self) -> None:
-        """Remove every fault and all added latency."""
-        self._call("DELETE", "/faults")
-
-    # ---- observation ----------------------------------------------------------------------
-
-    def requests(self) -> dict[str, int]:
-        return dict(self._call("GET", "/requests"))
-
-    def reset_requests(self) -> None:
-        self._call("POST", "/reset-requests")
 
     def reset(self) -> None:
         """Forget accounts, calendars, tokens, faults and counters; keep registered clients."""

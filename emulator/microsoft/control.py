@@ -3,45 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+from vapi_calendar.emulator.control import ControlClient, EmulatorControlError
 
 
-class MicrosoftControlError(RuntimeError):
-    """A control hook refused the request."""
+class MicrosoftControlError(EmulatorControlError):
+    """A control hook refused the request (the name the Microsoft tests know it by)."""
 
 
-class MicrosoftControl:
-    """`base_url` is the emulator root, including any mount prefix (e.g. `.../emulator`)."""
+class MicrosoftControl(ControlClient):
+    """The Microsoft emulator's hooks (under `/_emulator/microsoft/`); latency, faults and
+    request counts are the shared hooks of `ControlClient`."""
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url + "/_emulator", timeout=timeout)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> MicrosoftControl:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        response = self._http.request(method, path, json=body)
-        if response.is_error:
-            raise MicrosoftControlError(
-                f"{method} {path} -> {response.status_code}: {response.text}"
-            )
-        return response.json()
+    error = MicrosoftControlError
 
     # ---- app registrations and accounts ------------------------------------------------------
 
@@ -165,15 +141,3 @@ class MicrosoftControl:
             if value is not None:
                 payload[key] = value
         self._call("POST", "/faults", payload)
-
-    def set_latency(self, ms: int, kind: str | None = None) -> None:
-        self._call("POST", "/latency", {"ms": ms, "kind": kind})
-
-    def clear_faults(self) -> None:
-        self._call("DELETE", "/faults")
-
-    def requests(self) -> dict[str, int]:
-        return dict(self._call("GET", "/requests"))
-
-    def reset_requests(self) -> None:
-        self._call("POST", "/reset-requests")
