@@ -2,50 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from vapi_calendar.emulator import events as ev
 from vapi_calendar.emulator import recurrence
 from vapi_calendar.emulator.calendar import base_url
 from vapi_calendar.emulator.errors import ApiError
+from vapi_calendar.emulator.hook_http import HookError, hook
 from vapi_calendar.emulator.state import Calendar, EmulatorState, Fault, normalize_scopes
 from vapi_calendar.emulator.times import parse_rfc3339, zone
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-class HookError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _hook(fn: Callable[[Request, dict[str, Any]], Awaitable[Any]]) -> Handler:
-    async def handle(request: Request) -> Response:
-        raw = await request.body()
-        try:
-            body = json.loads(raw) if raw else {}
-        except ValueError:
-            return JSONResponse({"error": "body must be JSON"}, status_code=400)
-        if not isinstance(body, dict) and request.method != "GET":
-            return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
-        try:
-            result = await fn(request, body)
-        except HookError as exc:
-            return JSONResponse({"error": exc.message}, status_code=exc.status)
-        except (KeyError, TypeError, ValueError) as exc:
-            return JSONResponse({"error": f"bad request: {exc}"}, status_code=400)
-        return JSONResponse(result if result is not None else {})
-
-    return handle
 
 
 def _timezone(name: Any) -> str | None:
@@ -243,22 +212,22 @@ def make_routes(state: EmulatorState) -> list[Route]:
 
     p = "/_emulator"
     return [
-        Route(f"{p}/clients", _hook(clients), methods=["POST"]),
-        Route(f"{p}/accounts", _hook(accounts), methods=["POST"]),
-        Route(f"{p}/accounts/{{email}}", _hook(get_account), methods=["GET"]),
-        Route(f"{p}/accounts/{{email}}/calendars", _hook(add_calendar), methods=["POST"]),
-        Route(f"{p}/tokens", _hook(tokens), methods=["POST"]),
-        Route(f"{p}/expire-access-tokens", _hook(expire_access), methods=["POST"]),
-        Route(f"{p}/revoke-grants", _hook(revoke_grants), methods=["POST"]),
-        Route(f"{p}/calendars/{{cid}}/events", _hook(seed_event), methods=["POST"]),
-        Route(f"{p}/calendars/{{cid}}/events", _hook(list_events), methods=["GET"]),
-        Route(f"{p}/faults", _hook(add_fault), methods=["POST"]),
-        Route(f"{p}/faults", _hook(clear_faults), methods=["DELETE"]),
-        Route(f"{p}/latency", _hook(latency), methods=["POST"]),
-        Route(f"{p}/requests", _hook(requests), methods=["GET"]),
-        Route(f"{p}/reset-requests", _hook(reset_requests), methods=["POST"]),
-        Route(f"{p}/reset", _hook(reset), methods=["POST"]),
-        Route(f"{p}/settings", _hook(settings), methods=["POST"]),
-        Route(f"{p}/freebusy-errors", _hook(freebusy_error), methods=["POST"]),
-        Route(f"{p}/clients/{{client_id}}/rejected", _hook(client_rejected), methods=["POST"]),
+        Route(f"{p}/clients", hook(clients), methods=["POST"]),
+        Route(f"{p}/accounts", hook(accounts), methods=["POST"]),
+        Route(f"{p}/accounts/{{email}}", hook(get_account), methods=["GET"]),
+        Route(f"{p}/accounts/{{email}}/calendars", hook(add_calendar), methods=["POST"]),
+        Route(f"{p}/tokens", hook(tokens), methods=["POST"]),
+        Route(f"{p}/expire-access-tokens", hook(expire_access), methods=["POST"]),
+        Route(f"{p}/revoke-grants", hook(revoke_grants), methods=["POST"]),
+        Route(f"{p}/calendars/{{cid}}/events", hook(seed_event), methods=["POST"]),
+        Route(f"{p}/calendars/{{cid}}/events", hook(list_events), methods=["GET"]),
+        Route(f"{p}/faults", hook(add_fault), methods=["POST"]),
+        Route(f"{p}/faults", hook(clear_faults), methods=["DELETE"]),
+        Route(f"{p}/latency", hook(latency), methods=["POST"]),
+        Route(f"{p}/requests", hook(requests), methods=["GET"]),
+        Route(f"{p}/reset-requests", hook(reset_requests), methods=["POST"]),
+        Route(f"{p}/reset", hook(reset), methods=["POST"]),
+        Route(f"{p}/settings", hook(settings), methods=["POST"]),
+        Route(f"{p}/freebusy-errors", hook(freebusy_error), methods=["POST"]),
+        Route(f"{p}/clients/{{client_id}}/rejected", hook(client_rejected), methods=["POST"]),
     ]

@@ -7,49 +7,30 @@ and `/_emulator/requests` hooks, with Microsoft's request kinds (`graph.calendar
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from vapi_calendar.emulator.hook_http import Handler, HookError, hook
 from vapi_calendar.emulator.microsoft.errors import GraphApiError
 from vapi_calendar.emulator.microsoft.graph import seed_event, stored_json, zone_of
 from vapi_calendar.emulator.microsoft.state import MicrosoftState
 
-Handler = Callable[[Request], Awaitable[Response]]
 PREFIX = "/_emulator/microsoft"
 
 
-class HookError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 def _hook(fn: Callable[[Request, dict[str, Any]], Awaitable[Any]]) -> Handler:
-    async def handle(request: Request) -> Response:
-        raw = await request.body()
-        try:
-            body = json.loads(raw) if raw else {}
-        except ValueError:
-            return JSONResponse({"error": "body must be JSON"}, status_code=400)
-        if not isinstance(body, dict):
-            return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
-        try:
-            result = await fn(request, body)
-        except HookError as exc:
-            return JSONResponse({"error": exc.message}, status_code=exc.status)
-        except GraphApiError as exc:
-            return JSONResponse({"error": f"{exc.code}: {exc.message}"}, status_code=400)
-        except (KeyError, TypeError, ValueError) as exc:
-            return JSONResponse({"error": f"bad request: {exc}"}, status_code=400)
-        return JSONResponse(result if result is not None else {})
+    """The shared hook handler; a Graph refusal of the hook's input is a 400 naming it."""
 
-    return handle
+    async def graph_refusals_are_bad_requests(request: Request, body: dict[str, Any]) -> Any:
+        try:
+            return await fn(request, body)
+        except GraphApiError as exc:
+            raise HookError(400, f"{exc.code}: {exc.message}") from None
+
+    return hook(graph_refusals_are_bad_requests)
 
 
 def make_routes(state: MicrosoftState) -> list[Route]:
