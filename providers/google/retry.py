@@ -25,10 +25,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from google.auth.exceptions import RefreshError
@@ -39,7 +37,12 @@ from vapi_calendar.providers.google.errors import (
     TRANSPORT_ERRORS,
     http_reason,
 )
-from vapi_calendar.support.budget import remaining
+from vapi_calendar.support.backoff import (
+    DEFAULT_POLICY,
+    RetryPolicy,
+    budget_short_of,
+    retry_delay,
+)
 from vapi_calendar.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -49,19 +52,6 @@ T = TypeVar("T")
 # Creates that make a new resource each time unless the body names it.
 _CREATES_NEEDING_ID = frozenset({"calendar.events.insert", "calendar.events.import"})
 _NEVER_RETRY = frozenset({"calendar.events.quickAdd"})
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    max_attempts: int = 8  # a safety net: the budget is what really bounds retries
-    base_delay: float = 0.1  # first backoff is uniform in [0, 0.1 s], then 0.2, 0.4, ...
-    max_delay: float = 2.0
-    # Do not start a retry with less budget than this left: it would most likely be cut off
-    # by the deadline anyway, and answering "not responding" now beats answering it later.
-    min_attempt_seconds: float = 0.25
-
-
-DEFAULT_POLICY = RetryPolicy()
 
 
 def retry_reason(exc: BaseException) -> str | None:
@@ -138,13 +128,8 @@ async def with_retries(
             reason = retry_reason(exc)
             if reason is None or number == policy.max_attempts or not retry_safe():
                 raise
-            cap = min(policy.max_delay, policy.base_delay * 2 ** (number - 1))
-            delay = random.uniform(0, cap)  # noqa: S311 - jitter, not crypto
-            hinted = _retry_after(exc)
-            if hinted is not None:
-                delay = max(delay, hinted)
-            left = remaining()
-            if left is not None and left < delay + policy.min_attempt_seconds:
+            delay = retry_delay(policy, number, _retry_after(exc))
+            if (left := budget_short_of(delay, policy)) is not None:
                 log.warning(
                     "google request failed; no budget left to retry",
                     extra={"reason": reason, "attempt": number, "budget_left_ms": int(left * 1000)},

@@ -1,7 +1,7 @@
 """Retrying Graph requests inside the tool call's time budget.
 
-The same policy as Google's (`providers/google/retry.py`): full-jitter exponential backoff,
-and only while the remaining budget covers the wait and one more attempt. What Graph adds is
+The same backoff as Google's (`support/backoff.py`): full-jitter exponential backoff, and
+only while the remaining budget covers the wait and one more attempt. What Graph adds is
 its throttling contract: "HTTP status code 429 … A suggested wait time is returned in the
 response header" (concepts/throttling.md), also on 503 and 504; a `Retry-After` longer than the
 budget left ends the call at once with a clear sentence rather than dead air.
@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 from vapi_calendar.providers.microsoft.errors import (
@@ -28,23 +26,17 @@ from vapi_calendar.providers.microsoft.errors import (
     TRANSPORT_ERRORS,
     GraphError,
 )
-from vapi_calendar.support.budget import remaining
+from vapi_calendar.support.backoff import (
+    DEFAULT_POLICY,
+    RetryPolicy,
+    budget_short_of,
+    retry_delay,
+)
 from vapi_calendar.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    max_attempts: int = 8  # a safety net: the budget is what really bounds retries
-    base_delay: float = 0.1
-    max_delay: float = 2.0
-    min_attempt_seconds: float = 0.25
-
-
-DEFAULT_POLICY = RetryPolicy()
 
 
 class ResentGone(Exception):
@@ -90,12 +82,9 @@ async def with_retries(
             reason = retry_reason(exc)
             if reason is None or number == policy.max_attempts:
                 raise
-            cap = min(policy.max_delay, policy.base_delay * 2 ** (number - 1))
-            delay = random.uniform(0, cap)  # noqa: S311 - jitter, not crypto
-            if isinstance(exc, GraphError) and exc.retry_after is not None:
-                delay = max(delay, exc.retry_after)
-            left = remaining()
-            if left is not None and left < delay + policy.min_attempt_seconds:
+            hinted = exc.retry_after if isinstance(exc, GraphError) else None
+            delay = retry_delay(policy, number, hinted)
+            if (left := budget_short_of(delay, policy)) is not None:
                 log.warning(
                     "graph request failed; no budget left to retry",
                     extra={"reason": reason, "attempt": number, "budget_left_ms": int(left * 1000)},
