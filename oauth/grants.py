@@ -78,13 +78,6 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Unread:
-    """`Grants.fresh_connection` reads the stored connection itself."""
-
-
-UNREAD = Unread()
-
-
 @dataclass(frozen=True, slots=True)
 class ClientAlarm:
     """The provider's token endpoint refuses this process's OAuth client."""
@@ -218,15 +211,13 @@ class Grants:
 
     # -- getting a usable grant -----------------------------------------------------------------
     async def fresh_connection(
-        self, user_id: str, stored: Connection | Unread | None = UNREAD
+        self, user_id: str, stored: Connection | None
     ) -> tuple[str, Connection]:
         """The user's access token, refreshed first if it expires within the margin, with the
-        stored connection as it was read (email, warnings). `stored` is that connection when
-        the caller has just read it (with the user, in one round trip)."""
+        connection as stored (email, warnings): `stored`, which the caller read with the user
+        in one round trip (None: not connected)."""
         self._active[user_id] = time.monotonic()
-        connection = (
-            await self._load(user_id) if isinstance(stored, Unread) else self._usable(stored)
-        )
+        connection = self._usable(stored)
         if self._fresh(connection):
             return self._unsealed(connection, unseal_access_token), connection
         grant = await self._single_flight(user_id, "call", margin=self._margin)
