@@ -156,8 +156,10 @@ class ToolPipeline:
         # later in the conversation: only a tool that needs its answer to stay idempotent
         # (a booking) answers from the record then; the others simply run again.
         keeps_answer = tool.answer_key is not None and not (call.derived_id and tool.idempotent)
-        if keeps_answer and (recorded := await answers.recorded()) is not None:
-            return recorded
+        if keeps_answer:
+            look = answers.claim if tool.marks_attempts else answers.recorded
+            if (recorded := await look()) is not None:
+                return recorded
         calendar = await self._calendars.open(user.id, found.connection)
         context = ToolContext(
             user=user,

@@ -250,7 +250,11 @@ class OAuthStateStore(abc.ABC):
 
 
 class LeaseStore(abc.ABC):
-    """Named leases: locks across processes that free themselves when their holder dies."""
+    """Named leases: locks across processes that free themselves when their holder dies.
+
+    A lease matters only while its holder lives, so a backend need not wait for the disk to
+    take or release one (a power cut ends every holder on the machine too).
+    """
 
     @abc.abstractmethod
     async def acquire_lease(
@@ -275,12 +279,39 @@ class RecordStore(abc.ABC):
 
     @abc.abstractmethod
     async def put_record(
-        self, key: str, value: str, ttl_seconds: float, *, owner: str | None = None
+        self,
+        key: str,
+        value: str,
+        ttl_seconds: float,
+        *,
+        owner: str | None = None,
+        durable: bool = True,
     ) -> bool:
         """Store if absent (or expired). False when a live record already exists: first wins.
 
         `owner` is the user the record belongs to, if any: deleting the user deletes it.
+        `durable=False` is for records that only matter while the processes using them live
+        (a tool call's answer, a booking's first-attempt marker): a backend may then skip
+        waiting for the disk, so a power cut (never a crash of the process) may lose the
+        last ones. A single-use marker must stay durable.
         """
+
+    async def put_record_and_read(
+        self,
+        key: str,
+        value: str,
+        ttl_seconds: float,
+        *,
+        read: str,
+        owner: str | None = None,
+        durable: bool = True,
+    ) -> tuple[bool, str | None]:
+        """`put_record(key, …)`, then `get_record(read)`: one round trip where the backend can.
+
+        Here two; a backend overrides it when one statement can do both.
+        """
+        stored = await self.put_record(key, value, ttl_seconds, owner=owner, durable=durable)
+        return stored, await self.get_record(read)
 
 
 class Store(

@@ -254,14 +254,16 @@ async def schedule_appointment(
     slot = Interval(request.window.start, request.window.start + request.duration)
 
     # An earlier delivery got this far; it may have inserted before dying.
-    if not await ctx.answers.first_attempt() and (
-        existing := await _existing_booking(ctx, rules, args.summary)
-    ):
+    first = await ctx.answers.first_attempt()
+    if not first and (existing := await _existing_booking(ctx, rules, args.summary)):
         return await ctx.answers.record(existing)
 
     async with booking_lock(ctx, rules):
-        # A concurrent delivery of this same call may have finished while we waited.
-        if (stored := await ctx.answers.recorded()) is not None:
+        # A concurrent delivery of this same call may have finished while we waited. Only a
+        # later delivery looks (one store round trip): when the first one meets a finished
+        # later one here, its own answer (a refusal: the slot holds that event; or the
+        # existing event, after `DuplicateEvent`) loses to the recorded one in `record`.
+        if not first and (stored := await ctx.answers.recorded()) is not None:
             return stored
         schedule = await load_schedule(ctx, rules, slot)
         refusal = schedule.refusal(slot)

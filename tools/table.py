@@ -44,6 +44,9 @@ class Tool:
     # within one conversation cannot be told from a new question, so such a tool runs again
     # (a lookup may have a new answer by then) instead of answering from the first call.
     idempotent: bool = False
+    # The tool asks `ctx.answers.first_attempt()`: the pipeline takes that marker in the same
+    # store round trip as its look for a recorded answer.
+    marks_attempts: bool = False
 
 
 TOOLS: tuple[Tool, ...] = (
@@ -74,6 +77,7 @@ TOOLS: tuple[Tool, ...] = (
         "Booking that for you now.",
         "Almost done, just confirming the booking.",
         "Sorry, I couldn't complete the booking right now.",
+        marks_attempts=True,
     ),
     Tool(
         "findAppointments",

@@ -654,8 +654,15 @@ class MongoStore(Store):
         return str(doc["value"])
 
     async def put_record(
-        self, key: str, value: str, ttl_seconds: float, *, owner: str | None = None
+        self,
+        key: str,
+        value: str,
+        ttl_seconds: float,
+        *,
+        owner: str | None = None,
+        durable: bool = True,
     ) -> bool:
+        # Every write uses the deployment's write concern, `durable` or not.
         db = await self._ready()
         fields = {"value": value, "owner": owner}
         return await self._claim(db.records, key, fields, ttl_seconds, _expired)

@@ -901,6 +901,55 @@ async def test_two_stores_on_one_database_contend_correctly(make_store: StoreFac
         await b.close()
 
 
+async def test_put_record_and_read_reads_the_other_record_as_it_stands(store: Store) -> None:
+    assert await store.put_record("answer", "A", 60) is True
+    assert await store.put_record_and_read("started", "1", 60, read="answer") == (True, "A")
+    # Not stored the second time (first writer wins); the read still happens.
+    assert await store.put_record_and_read("started", "2", 60, read="answer") == (False, "A")
+    assert await store.get_record("started") == "1"
+    assert await store.put_record_and_read("other", "1", 60, read="missing") == (True, None)
+    assert await store.put_record("old", "x", 0.05) is True
+    await asyncio.sleep(0.1)
+    assert await store.put_record_and_read("third", "1", 60, read="old") == (True, None)
+    # Reading the record being put sees it stored.
+    assert await store.put_record_and_read("self", "v", 60, read="self") == (True, "v")
+
+
+async def test_concurrent_put_record_and_read_has_exactly_one_winner(store: Store) -> None:
+    results = await asyncio.gather(
+        *(store.put_record_and_read("started", str(i), 60, read="answer") for i in range(30))
+    )
+    assert [stored for stored, _ in results].count(True) == 1
+    assert {read for _, read in results} == {None}
+
+
+async def test_records_that_need_not_be_durable_keep_every_guarantee(
+    make_store: StoreFactory,
+) -> None:
+    # Another handle is another process: what one writes with durable=False the other sees at
+    # once, first writer wins across both, and deleting the owner deletes it.
+    a, b = make_store(), make_store()
+    await a.open()
+    await b.open()
+    try:
+        await a.create_user(_user())
+        puts = await asyncio.gather(
+            *(
+                (a, b)[i % 2].put_record("R", str(i), 60, owner="u1", durable=i % 3 == 0)
+                for i in range(30)
+            )
+        )
+        assert puts.count(True) == 1
+        assert await b.get_record("R") == await a.get_record("R") == str(puts.index(True))
+        stored = await b.put_record_and_read("S", "1", 60, read="R", owner="u1", durable=False)
+        assert stored == (True, str(puts.index(True)))
+        assert await a.delete_user("u1") is True
+        assert (await b.get_record("R"), await b.get_record("S")) == (None, None)
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_records_are_independent(store: Store) -> None:
     assert await store.put_record("k1", "v1", 60) is True
     assert await store.put_record("k2", "v2", 60) is True
@@ -932,6 +981,28 @@ async def test_sqlite_store_from_url(tmp_path: Path) -> None:
     finally:
         await s.close()
     assert path.exists()
+
+
+async def test_sqlite_commits_wait_for_the_disk_except_coordination_records(
+    sqlite_path: str,
+) -> None:
+    # Users, tokens and single-use markers must survive a power cut (synchronous=FULL: each
+    # commit waits for an fsync of the log); leases, answers and booking markers only matter
+    # while the processes live, so their connection skips it (NORMAL, in WAL mode).
+    s = SQLiteStore(sqlite_path)
+    await s.open()
+    try:
+        modes = {}
+        for name, db in (("durable", s._db), ("coordination", s._coordination_db)):
+            assert db is not None
+            (journal,) = (await db.execute_fetchall("PRAGMA journal_mode"))[0]
+            (synchronous,) = (await db.execute_fetchall("PRAGMA synchronous"))[0]
+            (secure,) = (await db.execute_fetchall("PRAGMA secure_delete"))[0]
+            modes[name] = (journal, synchronous, secure)
+        assert modes == {"durable": ("wal", 2, 1), "coordination": ("wal", 1, 1)}
+    finally:
+        await s.close()
+    assert s._db is None and s._coordination_db is None
 
 
 async def test_sqlite_reopen_keeps_schema_version(sqlite_path: str) -> None:
