@@ -24,6 +24,7 @@ from vapi_calendar.ports.locks import Locks
 from vapi_calendar.ports.stores import CallerStore, ConnectedUser, RecordStore
 from vapi_calendar.support.budget import time_budget
 from vapi_calendar.support.keyed import KeyedSemaphore, WaitTimeout
+from vapi_calendar.support.log_line import add_to_request_line
 from vapi_calendar.support.metrics import Metrics, tool_label
 from vapi_calendar.tools.arguments import parse_arguments
 from vapi_calendar.tools.context import ToolContext
@@ -89,17 +90,17 @@ class ToolPipeline:
             outcomes = await asyncio.gather(
                 *(self._answer_one(request, c, user) for c in request.calls)
             )
-        log.info(
-            "tool calls answered",
-            extra={
-                "platform": request.platform,
-                "call_id": request.call.call_id,
-                "tools": [c.name for c in request.calls],
-                "user_id": user.user.id if isinstance(user, ConnectedUser) else None,
-                "outcomes": ["error" if o.error is not None else "ok" for o in outcomes],
-                "ms": round((time.perf_counter() - started) * 1000, 1),
-            },
-        )
+        answered: dict[str, object] = {
+            "platform": request.platform,
+            "call_id": request.call.call_id,
+            "tools": [c.name for c in request.calls],
+            "user_id": user.user.id if isinstance(user, ConnectedUser) else None,
+            "outcomes": ["error" if o.error is not None else "ok" for o in outcomes],
+            "ms": round((time.perf_counter() - started) * 1000, 1),
+        }
+        # On the request's own log line when there is one (one line per webhook), else its own.
+        if not add_to_request_line("tool calls answered", answered):
+            log.info("tool calls answered", extra=answered)
         return list(outcomes)
 
     async def _answer_one(

@@ -2,7 +2,9 @@
 
 uvicorn's own access log prints the full URL, which here would include connect-link tokens
 (`/connect/<token>`) and OAuth `code`/`state` query parameters. This one logs the method, the
-path with token segments replaced, never the query string, the status and the duration.
+path with token segments replaced, never the query string, the status and the duration: one
+line per request, which also carries what the layers below added to it
+(`support.log_line`: a webhook's line is the tool pipeline's "tool calls answered").
 
 Every request gets a request id: the caller's `x-request-id` when it is a sane token (so a
 proxy's id carries through), else a fresh one. It is echoed in the response's `x-request-id`
@@ -20,6 +22,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vapi_calendar.server.logs import request_id
+from vapi_calendar.support.log_line import request_line
 
 log = logging.getLogger("vapi_calendar.access")
 
@@ -52,18 +55,19 @@ class AccessLog:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_and_record)
+            with request_line() as added:
+                await self.app(scope, receive, send_and_record)
         finally:
             path = redact(scope["path"])
             ms = round((time.perf_counter() - started) * 1000, 1)
-            log.info(
-                "%s %s %d %.1fms",
-                scope["method"],
-                path,
-                status,
-                ms,
-                extra={"method": scope["method"], "path": path, "status": status, "ms": ms},
-            )
+            fields = {"method": scope["method"], "path": path, "status": status, "ms": ms}
+            if (named := added.pop("msg", None)) is not None:
+                # A layer below named this request's line (the tool calls' outcome): one line
+                # carries both, and the request's own `ms` covers the calls'.
+                added.pop("ms", None)
+                log.info("%s", named, extra={**added, **fields})
+            else:
+                log.info("%s %s %d %.1fms", scope["method"], path, status, ms, extra=fields)
             request_id.reset(token)
 
 

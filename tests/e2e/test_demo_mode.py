@@ -244,7 +244,10 @@ def test_logs_never_contain_credentials(tmp_path: Path) -> None:
     ]
     assert answered["user_id"] == "demo" and answered["outcomes"] == ["ok"]
     assert answered["tools"] == ["checkAvailability"] and answered["call_id"] == "c"
-    assert answered["request_id"] in {entry["request_id"] for entry in access}
+    # One line per request: the webhook's access line is the tool calls' line.
+    assert [e for e in logged if e.get("request_id") == answered["request_id"]] == [answered]
+    assert answered["logger"] == "vapi_calendar.access" and answered["status"] == 200
+    assert answered["method"] == "POST" and answered["path"] == "/vapi/webhook"
 
 
 def test_other_platforms_log_no_credential_nor_what_a_caller_said(tmp_path: Path) -> None:
