@@ -76,6 +76,9 @@ class ToolPipeline:
         self._tools = BY_NAME if tools is None else {tool.name: tool for tool in tools}
         # The cap guards the shared Google threads: one tenant cannot take every one.
         self._per_user = KeyedSemaphore(limits.calls_per_user)
+        # Metric children looked up once (a label lookup takes a lock each time).
+        self._observe_user_slot_wait = metrics.lock_wait_seconds.labels(lock="user_slot").observe
+        self._counted: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     async def answer(self, request: ToolRequest) -> list[ToolOutcome]:
         started = time.perf_counter()
@@ -130,8 +133,13 @@ class ToolPipeline:
             return ToolOutcome(call.id, call.name, error=Unexpected())
         finally:
             self._metrics.tool_calls_in_flight.dec()
-            self._metrics.tool_calls.labels(tool=label, outcome=outcome).inc()
-            self._metrics.tool_seconds.labels(tool=label).observe(time.perf_counter() - started)
+            if (counted := self._counted.get((label, outcome))) is None:
+                counted = self._counted[label, outcome] = (
+                    self._metrics.tool_calls.labels(tool=label, outcome=outcome),
+                    self._metrics.tool_seconds.labels(tool=label),
+                )
+            counted[0].inc()
+            counted[1].observe(time.perf_counter() - started)
 
     async def _run(
         self, request: ToolRequest, call: ToolCall, found: ConnectedUser | ToolError
@@ -177,7 +185,7 @@ class ToolPipeline:
             async with self._per_user.hold(
                 user.id,
                 wait_seconds=self._limits.wait_seconds,
-                on_contended_wait=self._metrics.lock_wait_seconds.labels(lock="user_slot").observe,
+                on_contended_wait=self._observe_user_slot_wait,
             ):
                 result = await tool.run(context, args)
         except WaitTimeout:

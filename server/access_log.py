@@ -14,10 +14,11 @@ carries it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
+import secrets
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,6 +28,10 @@ from vapi_calendar.support.log_line import request_line
 log = logging.getLogger("vapi_calendar.access")
 
 _SECRET_SEGMENTS = re.compile(r"^/connect/[^/]+")
+# A fresh request id is this process's random prefix and a count: unique across processes and
+# restarts like a uuid4, without reading the system's randomness on every request.
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNT = itertools.count(1)
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -44,7 +49,7 @@ class AccessLog:
             return
         started = time.perf_counter()
         status = 500
-        rid = incoming_request_id(scope) or uuid.uuid4().hex
+        rid = incoming_request_id(scope) or f"{_ID_PREFIX}{next(_ID_COUNT):016x}"
         token = request_id.set(rid)
 
         async def send_and_record(message: Message) -> None:

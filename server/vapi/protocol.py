@@ -155,7 +155,8 @@ def parse_server_message(body: bytes) -> ServerMessage:
 
 def single_line(s: str) -> str:
     """Collapse every run of line separators to one space (Vapi's parser breaks on them)."""
-    return _LINE_BREAKS.sub(" ", s)
+    # Every line separator is unprintable: most strings are then returned after one C scan.
+    return s if s.isprintable() else _LINE_BREAKS.sub(" ", s)
 
 
 def tool_result(
