@@ -283,6 +283,11 @@ class SQLiteStore(Store):
         # Serialises open()/close() and the migration transaction on this connection; any
         # future multi-statement transaction must hold it too (BEGIN IMMEDIATE inside).
         self._lock = asyncio.Lock()
+        # This process's writes, on either connection, take turns here (first come, first
+        # served). Otherwise the two connections meet in SQLite's busy handler, which sleeps
+        # 1, 2, 5 … 100 ms between tries while everything queued behind the sleeping
+        # connection waits too. Reads never wait for a writer in WAL mode, so they skip it.
+        self._writes = asyncio.Lock()
 
     # -- plumbing -----------------------------------------------------------------------------
     @property
@@ -308,7 +313,10 @@ class SQLiteStore(Store):
         # RETURNING is committed before we look at its rows.
         db = self._conn if durable else self._coordination
         try:
-            return list(await db.execute_fetchall(sql, params))
+            if durable and sql.startswith("SELECT"):
+                return list(await db.execute_fetchall(sql, params))
+            async with self._writes:
+                return list(await db.execute_fetchall(sql, params))
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
 
@@ -316,7 +324,7 @@ class SQLiteStore(Store):
         """Run one write statement and return how many rows it changed."""
         db = self._conn if durable else self._coordination
         try:
-            async with db.execute(sql, params) as cursor:
+            async with self._writes, db.execute(sql, params) as cursor:
                 return cursor.rowcount
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
@@ -401,23 +409,24 @@ class SQLiteStore(Store):
             return
         db = self._conn
         try:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                # Re-read under the write lock: another process may have migrated meanwhile.
-                async with db.execute("PRAGMA user_version") as cursor:
-                    row = await cursor.fetchone()
-                current = row[0] if row else 0
-                if current > SCHEMA_VERSION:
-                    raise StoreError("database schema is newer than this server")
-                for statements in MIGRATIONS[current:]:
-                    for sql in statements:
-                        await db.execute(sql)
-                # PRAGMA cannot take a bound parameter; SCHEMA_VERSION is our own int.
-                await db.execute(f"PRAGMA user_version={SCHEMA_VERSION:d}")
-            except BaseException:
-                await db.rollback()
-                raise
-            await db.commit()
+            async with self._writes:
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    # Re-read under the write lock: another process may have migrated meanwhile.
+                    async with db.execute("PRAGMA user_version") as cursor:
+                        row = await cursor.fetchone()
+                    current = row[0] if row else 0
+                    if current > SCHEMA_VERSION:
+                        raise StoreError("database schema is newer than this server")
+                    for statements in MIGRATIONS[current:]:
+                        for sql in statements:
+                            await db.execute(sql)
+                    # PRAGMA cannot take a bound parameter; SCHEMA_VERSION is our own int.
+                    await db.execute(f"PRAGMA user_version={SCHEMA_VERSION:d}")
+                except BaseException:
+                    await db.rollback()
+                    raise
+                await db.commit()
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
 
@@ -464,22 +473,23 @@ class SQLiteStore(Store):
     async def delete_user(self, user_id: str) -> bool:
         db = self._conn
         try:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                # Links, API keys and the connection go with the user through
-                # ON DELETE CASCADE.
-                async with db.execute("DELETE FROM users WHERE id = ?", (user_id,)) as cursor:
-                    deleted = cursor.rowcount > 0
-                for table, column in (
-                    ("oauth_states", "user_id"),
-                    ("records", "owner"),
-                    ("leases", "owner"),
-                ):
-                    await db.execute(f"DELETE FROM {table} WHERE {column} = ?", (user_id,))  # noqa: S608 - our own names
-            except BaseException:
-                await db.rollback()
-                raise
-            await db.commit()
+            async with self._writes:
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    # Links, API keys and the connection go with the user through
+                    # ON DELETE CASCADE.
+                    async with db.execute("DELETE FROM users WHERE id = ?", (user_id,)) as cursor:
+                        deleted = cursor.rowcount > 0
+                    for table, column in (
+                        ("oauth_states", "user_id"),
+                        ("records", "owner"),
+                        ("leases", "owner"),
+                    ):
+                        await db.execute(f"DELETE FROM {table} WHERE {column} = ?", (user_id,))  # noqa: S608 - our own names
+                except BaseException:
+                    await db.rollback()
+                    raise
+                await db.commit()
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
         await self._scrub_wal()

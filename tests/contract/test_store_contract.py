@@ -1005,6 +1005,29 @@ async def test_sqlite_commits_wait_for_the_disk_except_coordination_records(
     assert s._db is None and s._coordination_db is None
 
 
+async def test_sqlite_writes_of_one_process_take_turns_instead_of_meeting_busy(
+    sqlite_path: str,
+) -> None:
+    # With no busy wait allowed at all, a write that found the other connection's write lock
+    # taken would fail at once ("database is busy"): this process's writes on its two
+    # connections must queue for each other instead.
+    s = SQLiteStore(sqlite_path, busy_timeout_ms=0)
+    await s.open()
+    try:
+        await s.create_user(_user())
+        writes = []
+        for i in range(60):
+            writes.append(s.put_record(f"answer-{i}", "v", 60, owner="u1", durable=False))
+            writes.append(s.acquire_lease(f"lease-{i}", "h", 30, owner="u1"))
+            writes.append(s.update_user("u1", rules={"round": i}))
+            writes.append(s.put_record(f"used-{i}", "1", 60))
+        await asyncio.gather(*writes)
+        assert await s.delete_user("u1") is True
+        assert await s.get_record("answer-0") is None and await s.get_record("used-0") == "1"
+    finally:
+        await s.close()
+
+
 async def test_sqlite_reopen_keeps_schema_version(sqlite_path: str) -> None:
     first = SQLiteStore(sqlite_path)
     await first.open()
