@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import re
 import secrets
 import time
@@ -29,9 +30,18 @@ log = logging.getLogger("vapi_calendar.access")
 
 _SECRET_SEGMENTS = re.compile(r"^/connect/[^/]+")
 # A fresh request id is this process's random prefix and a count: unique across processes and
-# restarts like a uuid4, without reading the system's randomness on every request.
+# restarts like a uuid4, without reading the system's randomness on every request. A process
+# forked after import (a pre-forking server's workers) draws a prefix of its own.
 _ID_PREFIX = secrets.token_hex(8)
 _ID_COUNT = itertools.count(1)
+
+
+def _new_id_prefix() -> None:
+    global _ID_PREFIX, _ID_COUNT
+    _ID_PREFIX, _ID_COUNT = secrets.token_hex(8), itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 

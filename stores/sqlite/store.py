@@ -280,13 +280,14 @@ class SQLiteStore(Store):
         # then no longer matter (see `_open_connection`). Everything else, from users to
         # tokens and single-use link markers, commits durably (synchronous=FULL) on `_db`.
         self._coordination_db: aiosqlite.Connection | None = None
-        # Serialises open()/close() and the migration transaction on this connection; any
-        # future multi-statement transaction must hold it too (BEGIN IMMEDIATE inside).
+        # Serialises open() and close().
         self._lock = asyncio.Lock()
         # This process's writes, on either connection, take turns here (first come, first
         # served). Otherwise the two connections meet in SQLite's busy handler, which sleeps
         # 1, 2, 5 … 100 ms between tries while everything queued behind the sleeping
         # connection waits too. Reads never wait for a writer in WAL mode, so they skip it.
+        # A multi-statement transaction (BEGIN IMMEDIATE) holds it throughout, so no other
+        # write of this process lands inside it on the same connection.
         self._writes = asyncio.Lock()
 
     # -- plumbing -----------------------------------------------------------------------------
