@@ -3,8 +3,8 @@
 Errors are never stored, so a retry after a transient failure runs again. Records live in the
 store (first writer wins), so this holds across processes and restarts. They are written with
 `durable=False`: they matter while calls are in flight, and the store need not wait for the
-disk (a power cut may lose the last ones; the booking's event id still prevents a second
-event, see `tools/booking.py`).
+disk (a power cut or an OS crash may lose the last ones; the booking's event id still prevents
+a second event, see `tools/booking.py`).
 """
 
 from __future__ import annotations

@@ -292,8 +292,8 @@ class RecordStore(abc.ABC):
         `owner` is the user the record belongs to, if any: deleting the user deletes it.
         `durable=False` is for records that only matter while the processes using them live
         (a tool call's answer, a booking's first-attempt marker): a backend may then skip
-        waiting for the disk, so a power cut (never a crash of the process) may lose the
-        last ones. A single-use marker must stay durable.
+        waiting for the disk, so a power cut or an OS crash (never a crash of the process) may
+        lose the last ones. A single-use marker must stay durable.
         """
 
     async def put_record_and_read(

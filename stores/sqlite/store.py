@@ -276,9 +276,9 @@ class SQLiteStore(Store):
         # tool-call answers and booking markers (`put_record(durable=False)`). Its commits do
         # not wait for an fsync (synchronous=NORMAL, SQLite's advice for WAL when durability
         # is not needed): about 0.3 ms less per write here, four writes per booking. A crash of
-        # the process loses nothing either way; a power cut may lose its last commits, which
-        # then no longer matter (see `_open_connection`). Everything else, from users to
-        # tokens and single-use link markers, commits durably (synchronous=FULL) on `_db`.
+        # the process loses nothing either way; a power cut or an OS crash may lose its last
+        # commits, which then no longer matter (see `_open_connection`). Everything else, from
+        # users to tokens and single-use link markers, commits durably (synchronous=FULL).
         self._coordination_db: aiosqlite.Connection | None = None
         # Serialises open() and close().
         self._lock = asyncio.Lock()
@@ -362,7 +362,8 @@ class SQLiteStore(Store):
             # Deleted rows are overwritten with zeros, not left readable in free pages.
             await db.execute_fetchall("PRAGMA secure_delete=ON")
             # FULL: a commit survives a power cut. NORMAL (coordination records only): it
-            # survives a crash of the process, and a power cut may roll back the last commits.
+            # survives a crash of the process; a power cut or an OS crash may roll back the last
+            # commits (SQLite's documentation of `synchronous`).
             # Those are leases (every holder died with the machine), and answers and booking
             # markers of tool calls that were in flight; the event id derived from the tool
             # call still keeps a redelivery from booking twice (`tools/booking.py`).
