@@ -220,6 +220,11 @@ _PUT_RECORD_RETURNING_READ = (
 )
 
 
+def _record_params(key: str, value: str, ttl_seconds: float, owner: str | None) -> dict[str, Any]:
+    now = time.time()
+    return {"key": key, "value": value, "expires": now + ttl_seconds, "now": now, "owner": owner}
+
+
 def _connected_user(row: sqlite3.Row) -> ConnectedUser:
     return ConnectedUser(_user(row), None if row["user_id"] is None else _connection(row))
 
@@ -718,12 +723,8 @@ class SQLiteStore(Store):
         owner: str | None = None,
         durable: bool = True,
     ) -> bool:
-        now = time.time()
-        rows = await self._fetch(
-            _PUT_RECORD_RETURNING_KEY,
-            {"key": key, "value": value, "expires": now + ttl_seconds, "now": now, "owner": owner},
-            durable=durable,
-        )
+        params = _record_params(key, value, ttl_seconds, owner)
+        rows = await self._fetch(_PUT_RECORD_RETURNING_KEY, params, durable=durable)
         return bool(rows)
 
     async def put_record_and_read(
@@ -736,21 +737,10 @@ class SQLiteStore(Store):
         owner: str | None = None,
         durable: bool = True,
     ) -> tuple[bool, str | None]:
-        now = time.time()
         # One statement when the record is stored (the usual case): RETURNING also reads
         # `read`, as it stands when the statement runs, under the same write lock.
-        rows = await self._fetch(
-            _PUT_RECORD_RETURNING_READ,
-            {
-                "key": key,
-                "value": value,
-                "expires": now + ttl_seconds,
-                "now": now,
-                "owner": owner,
-                "read": read,
-            },
-            durable=durable,
-        )
+        params = {**_record_params(key, value, ttl_seconds, owner), "read": read}
+        rows = await self._fetch(_PUT_RECORD_RETURNING_READ, params, durable=durable)
         if rows:
             return True, rows[0][0]
         return False, await self.get_record(read)
