@@ -16,7 +16,9 @@ Two HTTP clients:
   serialises badly at ~50 concurrent requests. It shows what the client alone costs.
 
 `GET /stats` answers `{"answered": n, "in_flight": n}` so the bench counts calls answered
-(for CPU per call) and knows when the last one is done.
+(for CPU per call) and knows when the last one is done. `GET /metrics` has the event-loop lag,
+measured by the server's own monitor (`server.metrics.monitor_loop_lag`: a 50 ms timer), so
+the bench reports what the same bursts of callers do to a bare handler's loop.
 
     python -m bench.baseline --client aiohttp --port 8100 --emulator http://127.0.0.1:8200 \
         --token ya29...
@@ -25,6 +27,8 @@ Two HTTP clients:
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -32,8 +36,11 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from vapi_calendar.server.metrics import monitor_loop_lag
+from vapi_calendar.support.metrics import Metrics
 
 TIMEZONE = "America/New_York"
 HTTPX_CLIENTS = 16
@@ -89,6 +96,7 @@ def create_baseline_app(client: str, emulator_url: str, token: str) -> Starlette
     url = f"{emulator_url}/calendar/v3/freeBusy"
     headers = {"authorization": f"Bearer {token}"}
     state: dict[str, Any] = {"answered": 0, "in_flight": 0}
+    metrics = Metrics()
 
     async def webhook(request: Request) -> JSONResponse:
         state["in_flight"] += 1
@@ -122,16 +130,28 @@ def create_baseline_app(client: str, emulator_url: str, token: str) -> Starlette
     async def stats(request: Request) -> JSONResponse:
         return JSONResponse({"answered": state["answered"], "in_flight": state["in_flight"]})
 
+    async def lag(request: Request) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with CLIENTS[client](url, headers) as post:
-            state["post"] = post
-            yield
+        monitor = asyncio.create_task(monitor_loop_lag(metrics))
+        try:
+            async with CLIENTS[client](url, headers) as post:
+                state["post"] = post
+                yield
+        finally:
+            monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await monitor
 
     return Starlette(
         routes=[
             Route("/webhook", webhook, methods=["POST"]),
             Route("/stats", stats, methods=["GET"]),
+            Route("/metrics", lag, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

@@ -558,6 +558,11 @@ class Bench:
                 return
             await asyncio.sleep(0.1)
 
+    def metrics_url(self, spec: Spec) -> str | None:
+        if spec.target == "server":
+            return self.server_url
+        return self.baseline_urls.get(spec.target)
+
     async def run_series(
         self, spec: Spec, latency: int, concurrency: int, n: int, cap_seconds: float
     ) -> dict[str, Any]:
@@ -567,7 +572,9 @@ class Bench:
         plan = self.plan(spec, n)
         with EmulatorControl(self.emulator_url) as control:
             control.reset_requests()
-            metrics_before = scrape(self.server_url) if spec.target == "server" else {}
+            # The server's metrics, or a baseline's (its event-loop lag).
+            metrics_url = self.metrics_url(spec)
+            metrics_before = scrape(metrics_url) if metrics_url else {}
             calls_before, _ = self.answered(spec)
             cpu_before = cpu_seconds(pid)
             machine_before, ours_before, wall_before = (
@@ -599,17 +606,17 @@ class Bench:
             google_requests_per_call=round(calendar / calls, 3) if calls else None,
             rss_mib=round(rss_kib(pid)["VmRSS"] / 1024, 1),
         )
-        if spec.target == "server":
-            after = scrape(self.server_url)
-            refreshes = "vapi_calendar_token_refreshes_total"
+        if metrics_url:
+            after = scrape(metrics_url)
             lag, exact = max_lag_ms(metrics_before, after)
+            entry.update(max_loop_lag_ms=round(lag, 1), max_loop_lag_exact=exact)
+        if spec.target == "server":
+            refreshes = "vapi_calendar_token_refreshes_total"
             entry.update(
                 hot_path_refreshes=int(delta(metrics_before, after, refreshes, path="call")),
                 background_refreshes=int(
                     delta(metrics_before, after, refreshes, path="background")
                 ),
-                max_loop_lag_ms=round(lag, 1),
-                max_loop_lag_exact=exact,
             )
         print(report.progress_line(entry), flush=True)
         return entry

@@ -9,6 +9,7 @@ controls beyond the tool name, which is clamped to the known tools.
 from __future__ import annotations
 
 from collections.abc import Collection
+from functools import cached_property
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
@@ -122,6 +123,11 @@ class Metrics:
             "Largest event-loop lag since the process started.",
             registry=r,
         )
+
+    @cached_property
+    def google_requests_ok(self) -> Counter:
+        """The 2xx child of `google_requests`, looked up once (every successful request)."""
+        return self.google_requests.labels(status="2xx")
 
 
 # Per-calendar freeBusy reasons Google documents ("Additional error types may be added"), plus

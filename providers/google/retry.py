@@ -142,7 +142,7 @@ async def with_retries(
             )
             await sleep(delay)
         else:
-            metrics.google_requests.labels(status="2xx").inc()
+            metrics.google_requests_ok.inc()
             metrics.google_seconds.observe(time.perf_counter() - started)
             return result
     raise AssertionError("unreachable")  # pragma: no cover

@@ -170,6 +170,7 @@ class WebhookAuthenticator:
             raise ValueError(f"HMAC plan: {problems[0]}")
         self._hmac = hmac
         self._hmac_key = hmac.key if hmac is not None else b""
+        self._signs_url = hmac is not None and "url" in placeholders(hmac.format)
         self._tokens = tokens
         self._tolerance = tolerance_seconds
         self._clock = clock
@@ -177,6 +178,11 @@ class WebhookAuthenticator:
     @property
     def configured(self) -> bool:
         return self._bearer is not None or self._hmac is not None or self._tokens is not None
+
+    @property
+    def signs_url(self) -> bool:
+        """Whether a signature covers the URL posted to (an HMAC payload format with {url})."""
+        return self._signs_url
 
     def verify(
         self, headers: Mapping[str, str], body: bytes, *, method: str = "POST", url: str = ""

@@ -36,10 +36,13 @@ def _authenticate(services: WebhookServices, request: Request, body: bytes) -> J
     if not auth.configured and services.settings.demo_mode:
         return None  # demo mode only: the one place the webhook runs unauthenticated
     # What an HMAC payload format's {url} stands for: the URL Vapi posted to, which is this
-    # server's public URL (a proxy in front may have changed scheme and host).
-    url = services.settings.public_url + request.url.path
-    if request.url.query:
-        url += "?" + request.url.query
+    # server's public URL (a proxy in front may have changed scheme and host). Only built when
+    # a signature covers it.
+    url = ""
+    if auth.signs_url:
+        url = services.settings.public_url + request.url.path
+        if request.url.query:
+            url += "?" + request.url.query
     try:
         auth.verify(request.headers, body, method=request.method, url=url)
     except WebhookAuthError as exc:

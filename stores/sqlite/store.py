@@ -15,6 +15,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from vapi_calendar.ports.stores import (
     StoreError,
     User,
 )
+from vapi_calendar.support.batched import BatchedLookup, LookupsClosed
 
 # RETURNING (used for every atomic take/consume below) arrived in SQLite 3.35.
 _MIN_SQLITE = (3, 35, 0)
@@ -196,11 +198,12 @@ def _user(row: sqlite3.Row) -> User:
     )
 
 
-# Every tool call starts with these reads; one statement is one hop to the driver's thread
-# instead of three (the hops, not SQLite, are what they cost). Column names do not clash.
-_USER_WITH_CONNECTION = (
-    "SELECT u.id, u.timezone, u.rules, u.created_at, c.* FROM users u "
-    "LEFT JOIN google_connections c ON c.user_id = u.id"
+# Every tool call starts with this read: a user and its connection in one statement, one hop
+# to a thread instead of two (the hops, not SQLite, are what it costs). `{link}`: the columns
+# naming the link it was found through, if any. Column names do not clash.
+_USERS_WITH_CONNECTIONS = (
+    "SELECT {link}u.id, u.timezone, u.rules, u.created_at, c.* FROM users u "
+    "LEFT JOIN google_connections c ON c.user_id = u.id "
 )
 
 
@@ -294,6 +297,14 @@ class SQLiteStore(Store):
         # A multi-statement transaction (BEGIN IMMEDIATE) holds it throughout, so no other
         # write of this process lands inside it on the same connection.
         self._writes = asyncio.Lock()
+        # The read every tool call starts with (its user and connection) has a read-only
+        # connection and a thread of its own, so that reads asked for while one is running go
+        # out together when it ends: one hand-off to the thread for most of a burst of calls
+        # instead of one each (`support.batched`; nothing is cached).
+        self._identity_thread: ThreadPoolExecutor | None = None
+        self._identity_db: sqlite3.Connection | None = None
+        self._users_by_id: BatchedLookup[str, sqlite3.Row] | None = None
+        self._users_by_link: BatchedLookup[tuple[str, str, str], sqlite3.Row] | None = None
 
     # -- plumbing -----------------------------------------------------------------------------
     @property
@@ -348,6 +359,7 @@ class SQLiteStore(Store):
             try:
                 await self._migrate()
                 self._coordination_db = await self._open_connection(durable=False)
+                await self._open_identity_reads()
             except BaseException:
                 self._db = None
                 await db.close()
@@ -437,8 +449,75 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
 
+    async def _open_identity_reads(self) -> None:
+        thread = ThreadPoolExecutor(1, thread_name_prefix="vapi-calendar-identity-reads")
+        try:
+            db = await asyncio.get_running_loop().run_in_executor(thread, self._connect_reader)
+        except BaseException:
+            thread.shutdown(wait=False)
+            raise
+        self._identity_thread, self._identity_db = thread, db
+        self._users_by_id = BatchedLookup(self._read_users_by_id, thread)
+        self._users_by_link = BatchedLookup(self._read_users_by_link, thread)
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        # Runs on the identity thread; WAL mode is the file's, set by the main connection.
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms):d}")
+            db.execute("PRAGMA query_only=ON")
+        except sqlite3.Error as exc:
+            db.close()
+            raise _translate(exc) from exc
+        return db
+
+    def _read_connected_users(self, sql: str, params: list[Any]) -> list[sqlite3.Row]:
+        # Runs on the identity thread, one read at a time.
+        if self._identity_db is None:
+            raise StoreError("store is not open")
+        try:
+            return self._identity_db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    # The thread only reads: rows become objects on the event loop's thread, so the reader
+    # never holds the GIL for long while the loop waits for it.
+    def _read_users_by_id(self, user_ids: Sequence[str]) -> dict[str, sqlite3.Row]:
+        marks = ", ".join("?" * len(user_ids))
+        rows = self._read_connected_users(
+            _USERS_WITH_CONNECTIONS.format(link="") + f"WHERE u.id IN ({marks})", list(user_ids)
+        )
+        return {row["id"]: row for row in rows}
+
+    def _read_users_by_link(
+        self, links: Sequence[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], sqlite3.Row]:
+        marks = ", ".join(["(?, ?, ?)"] * len(links))
+        link = "l.platform AS link_platform, l.kind AS link_kind, l.linked_id AS link_id, "
+        rows = self._read_connected_users(
+            _USERS_WITH_CONNECTIONS.format(link=link)
+            + "JOIN links l ON l.user_id = u.id "
+            + f"WHERE (l.platform, l.kind, l.linked_id) IN (VALUES {marks})",
+            [part for link in links for part in link],
+        )
+        return {(row["link_platform"], row["link_kind"], row["link_id"]): row for row in rows}
+
+    async def _close_identity_reads(self) -> None:
+        thread, db = self._identity_thread, self._identity_db
+        self._identity_thread = self._identity_db = self._users_by_id = self._users_by_link = None
+        if thread is None:
+            return
+        if db is not None:
+            await asyncio.get_running_loop().run_in_executor(thread, db.close)
+        thread.shutdown(wait=False)
+
     async def close(self) -> None:
         async with self._lock:
+            await self._close_identity_reads()
             for db in (self._coordination_db, self._db):
                 if db is not None:
                     await db.close()
@@ -535,18 +614,24 @@ class SQLiteStore(Store):
 
     # -- a tool call's user and connection, in one statement -------------------------------------
     async def user_with_connection(self, user_id: str) -> ConnectedUser | None:
-        rows = await self._fetch(f"{_USER_WITH_CONNECTION} WHERE u.id = ?", (user_id,))
-        return _connected_user(rows[0]) if rows else None
+        if self._users_by_id is None:
+            raise StoreError("store is not open")
+        try:
+            row = await self._users_by_id.get(user_id)
+        except LookupsClosed:
+            raise StoreError("store is not open") from None
+        return None if row is None else _connected_user(row)
 
     async def linked_user_with_connection(
         self, platform: str, kind: LinkKind, linked_id: str
     ) -> ConnectedUser | None:
-        rows = await self._fetch(
-            f"{_USER_WITH_CONNECTION} JOIN links l ON l.user_id = u.id "
-            "WHERE l.platform = ? AND l.kind = ? AND l.linked_id = ?",
-            (platform, kind, linked_id),
-        )
-        return _connected_user(rows[0]) if rows else None
+        if self._users_by_link is None:
+            raise StoreError("store is not open")
+        try:
+            row = await self._users_by_link.get((platform, kind, linked_id))
+        except LookupsClosed:
+            raise StoreError("store is not open") from None
+        return None if row is None else _connected_user(row)
 
     # -- API keys ---------------------------------------------------------------------------------
     async def create_api_key(self, key: ApiKey) -> None:

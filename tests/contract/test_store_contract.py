@@ -333,6 +333,78 @@ async def test_a_tool_calls_user_and_connection_are_read_together(store: Store) 
     assert await store.linked_user_with_connection("retell", "agent", "agent_1") is None
 
 
+async def test_tool_calls_reading_their_users_at_once_each_get_their_own(
+    make_store: StoreFactory,
+) -> None:
+    """A burst of calls reads users and connections concurrently (SQLite sends reads asked
+    while one runs together): each gets its own user, and a change made through another
+    handle of the store is seen by the next read, with nothing cached."""
+    store, admin = make_store(), make_store()
+    await store.open()
+    await admin.open()
+    try:
+        for n in range(12):
+            await admin.create_user(_user(f"u{n}"))
+            await admin.put_link("vapi", "agent", f"a{n}", f"u{n}")
+            if n % 2 == 0:
+                await admin.save_connection(_connection(f"u{n}", email=f"u{n}@example.com"))
+        reads = await asyncio.gather(
+            *(store.linked_user_with_connection("vapi", "agent", f"a{n}") for n in range(12)),
+            *(store.user_with_connection(f"u{n}") for n in reversed(range(12))),
+            store.linked_user_with_connection("vapi", "agent", "a_nobody"),
+            store.linked_user_with_connection("vapi", "agent", "a3"),  # asked twice at once
+        )
+        by_link, by_id, nobody, again = reads[:12], reads[12:24], reads[24], reads[25]
+        for n, (linked, direct) in enumerate(zip(by_link, reversed(by_id), strict=True)):
+            assert linked is not None and linked == direct
+            assert linked.user.id == f"u{n}"
+            if n % 2 == 0:
+                assert linked.connection is not None
+                assert linked.connection.email == f"u{n}@example.com"
+            else:
+                assert linked.connection is None
+        assert nobody is None
+        assert again == by_link[3]
+
+        await admin.delete_user("u4")
+        await admin.put_link("vapi", "agent", "a5", "u6")
+        after = await asyncio.gather(
+            store.linked_user_with_connection("vapi", "agent", "a4"),
+            store.user_with_connection("u4"),
+            store.linked_user_with_connection("vapi", "agent", "a5"),
+        )
+        assert after[0] is None and after[1] is None
+        assert after[2] is not None and after[2].user.id == "u6"
+    finally:
+        await store.close()
+        await admin.close()
+
+
+async def test_reads_of_users_cut_short_by_close_fail_with_a_store_error(
+    make_store: StoreFactory,
+) -> None:
+    """Reads asked for as the store closes are answered or fail with `StoreError` (which the
+    pipeline turns into a sentence); none is left waiting."""
+    store = make_store()
+    await store.open()
+    await store.create_user(_user("u1"))
+    await store.put_link("vapi", "agent", "a1", "u1")
+    reads = [
+        asyncio.ensure_future(store.linked_user_with_connection("vapi", "agent", "a1"))
+        for _ in range(20)
+    ]
+    await asyncio.sleep(0)
+    await store.close()
+    outcomes = await asyncio.wait_for(asyncio.gather(*reads, return_exceptions=True), 30)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            assert isinstance(outcome, StoreError), repr(outcome)
+        else:
+            assert outcome is not None and outcome.user.id == "u1"
+    with pytest.raises(StoreError):
+        await store.linked_user_with_connection("vapi", "agent", "a1")
+
+
 async def test_vapi_links_are_the_vapi_platforms_links(store: Store) -> None:
     """The Vapi-named methods (admin routes /api/assistants, /api/phone-numbers) and the
     platform links (/api/links/vapi/...) read and write the same data."""
