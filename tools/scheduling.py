@@ -8,7 +8,9 @@ answer everywhere.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
@@ -107,10 +109,17 @@ class Schedule:
     # Busy-only calendars whose busy time could not be read: answers are made without them.
     incomplete: tuple[str, ...] = ()
     bounds: Interval = field(init=False)  # from now + notice to the horizon's last day
+    # `busy` merged (sorted, disjoint) and the end of each block: the blocks near an opening
+    # are found by bisection instead of every opening scanning the whole week.
+    _blocked: list[Interval] = field(init=False, repr=False, compare=False)
+    _blocked_ends: list[datetime] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Asked for every refusal and every candidate slot: computed once.
         object.__setattr__(self, "bounds", bookable_bounds(self.rules, self.tz, self.now))
+        blocked = merge(self.busy)
+        object.__setattr__(self, "_blocked", blocked)
+        object.__setattr__(self, "_blocked_ends", [block.end for block in blocked])
 
     def _day_full(self, day: date) -> bool:
         limit = self.rules.max_bookings_per_day
@@ -140,19 +149,43 @@ class Schedule:
 
     def free(self, span: Interval, duration: timedelta, limit: int | None = None) -> list[Interval]:
         """Bookable slots inside `span`, earliest first, on the interval grid of each opening."""
-        bounds, step = self.bounds, timedelta(minutes=self.rules.slot_interval_minutes)
         found: list[Interval] = []
-        for opening in open_intervals(self.rules, self.tz, span):
-            # The grid starts where the opening starts (9:00, 9:30, …), not at the question.
-            for slot in free_slots(opening, self.busy, duration, step=step, align=None):
-                if not (span.contains(slot) and bounds.contains(slot)):
-                    continue
-                if self._day_full(local_day(slot.start, self.tz)):
-                    continue
-                found.append(slot)
-                if limit is not None and len(found) >= limit:
-                    return found
+        if limit is not None and limit <= 0:
+            return found
+        for slot in self._free(span, duration):
+            found.append(slot)
+            if limit is not None and len(found) >= limit:
+                break
         return found
+
+    def _free(self, span: Interval, duration: timedelta) -> Iterator[Interval]:
+        """`free` one slot at a time, so a caller that has enough stops the search."""
+        bounds, step = self.bounds, timedelta(minutes=self.rules.slot_interval_minutes)
+        counts_days = self.rules.max_bookings_per_day is not None
+        for opening in open_intervals(self.rules, self.tz, span):
+            # The grid starts where the opening starts (9:00, 9:30, …), not at the question;
+            # only its points inside `span` are tried.
+            start = opening.start
+            if span.start > start:
+                start += -((start - span.start) // step) * step
+            end = min(opening.end, span.end)
+            if start + duration > end:
+                continue
+            within = Interval(start, end)
+            for slot in free_slots(
+                within, self._blocked_near(within), duration, step=step, align=None
+            ):
+                if not bounds.contains(slot):
+                    continue
+                if counts_days and self._day_full(local_day(slot.start, self.tz)):
+                    continue
+                yield slot
+
+    def _blocked_near(self, opening: Interval) -> list[Interval]:
+        """The busy blocks that overlap `opening` (the others cannot affect its slots)."""
+        first = bisect_right(self._blocked_ends, opening.start)
+        last = bisect_left(self._blocked, opening.end, lo=first, key=lambda block: block.start)
+        return self._blocked[first:last]
 
     def alternatives(self, target: Interval, limit: int = MAX_ALTERNATIVES) -> list[Interval]:
         """Up to `limit` bookable slots like `target`: the same day first (closest first), then
@@ -162,12 +195,20 @@ class Schedule:
             day_span(day, self.tz).start,
             day_span(day + timedelta(days=ALTERNATIVE_DAYS), self.tz).end,
         )
-        candidates = [c for c in self.free(span, target.duration) if c != target]
-        same_day = sorted(
-            (c for c in candidates if local_day(c.start, self.tz) == day),
-            key=lambda c: (abs(c.start - target.start), c.start),
-        )
-        later = [c for c in candidates if local_day(c.start, self.tz) > day]
+        same_day: list[Interval] = []
+        later: list[Interval] = []
+        # Slots come earliest first, so the whole requested day comes before any later one,
+        # and the later days are searched only until there are enough.
+        for candidate in self._free(span, target.duration):
+            if candidate == target:
+                continue
+            if local_day(candidate.start, self.tz) == day:
+                same_day.append(candidate)
+            elif len(same_day) + len(later) < limit:
+                later.append(candidate)
+            else:
+                break
+        same_day.sort(key=lambda c: (abs(c.start - target.start), c.start))
         return sorted((same_day + later)[:limit], key=lambda c: c.start)
 
 

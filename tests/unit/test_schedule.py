@@ -158,6 +158,64 @@ def test_alternatives_skip_the_target_itself_and_closed_days() -> None:
     assert [s.start.astimezone(NY).weekday() for s in offered] == [4, 4, 4]
 
 
+@pytest.mark.parametrize(
+    ("busy", "target", "rules"),
+    [
+        ([], slot(4, 10), {}),  # the same day has plenty: later days are never needed
+        ([Interval(at(4, 9), at(4, 16, 30))], slot(4, 10), {}),  # one left that day
+        ([Interval(at(4, 9), at(5, 15))], slot(4, 10), {}),  # none that day, one the next
+        ([Interval(at(5, 9), at(5, 17))], slot(4, 16, 30), {}),  # the next day is taken
+        ([], slot(4, 10), {"workingHours": EVERY_DAY, "bufferBeforeMinutes": 15}),
+        ([], slot(7, 16, 30), {"maxBookingsPerDay": 2}),  # full days are skipped
+    ],
+)
+def test_alternatives_are_exactly_the_nearest_of_every_free_slot_of_the_week(
+    busy: list[Interval], target: Interval, rules: dict[str, Any]
+) -> None:
+    """The search stops once it has enough; what it offers is what ranking every free slot of
+    the day and the following week would offer."""
+    per_day = {date(2031, 3, 8): 2, date(2031, 3, 10): 2} if "maxBookingsPerDay" in rules else None
+    plan = schedule(busy, per_day=per_day, **rules)
+    day = target.start.astimezone(NY).date()
+    week = Interval(at(day.day, 0), at(day.day + 8, 0))
+    every = [c for c in plan.free(week, target.duration) if c != target]
+    same_day = sorted(
+        (c for c in every if c.start.astimezone(NY).date() == day),
+        key=lambda c: (abs(c.start - target.start), c.start),
+    )
+    later = [c for c in every if c.start.astimezone(NY).date() > day]
+    expected = sorted((same_day + later)[:3], key=lambda c: c.start)
+    assert expected, "each case has something to offer"
+    assert plan.alternatives(target) == expected
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (at(4, 10, 10), at(4, 12)),  # off the grid: the next grid point, not 10:10
+        (at(4, 10), at(4, 10, 30)),  # one slot
+        (at(4, 7), at(4, 9, 45)),  # from before opening
+        (at(4, 11, 50), at(5, 9, 40)),  # across the lunch break and the night
+        (at(4, 16, 50), at(4, 17, 30)),  # nothing fits
+    ],
+)
+def test_free_slots_of_a_span_are_the_days_grid_points_inside_it(
+    start: datetime, end: datetime
+) -> None:
+    """Only the grid points inside the span are tried; the grid still starts where each
+    opening starts."""
+    lunch = {
+        day: [{"start": "09:00", "end": "12:00"}, {"start": "13:05", "end": "17:00"}]
+        for day in ("monday", "tuesday", "wednesday", "thursday", "friday")
+    }
+    plan = schedule([Interval(at(4, 14), at(4, 15))], workingHours=lunch, slotIntervalMinutes=20)
+    span = Interval(start, end)
+    whole_days = Interval(at(4, 0), at(6, 0))
+    expected = [s for s in plan.free(whole_days, HALF_HOUR) if span.contains(s)]
+    assert plan.free(span, HALF_HOUR) == expected
+    assert plan.free(span, HALF_HOUR, limit=1) == expected[:1]
+
+
 def test_no_alternatives_within_the_week_when_everything_is_taken() -> None:
     week = [Interval(at(3, 0), at(17, 0))]
     assert schedule(week).alternatives(slot(4, 10)) == []
