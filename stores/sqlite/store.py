@@ -198,9 +198,10 @@ def _user(row: sqlite3.Row) -> User:
     )
 
 
-# Every tool call starts with this read: a user and its connection in one statement, one hop
-# to a thread instead of two (the hops, not SQLite, are what it costs). `{link}`: the columns
-# naming the link it was found through, if any. Column names do not clash.
+# Every tool call starts with this read: its user and that user's connection (found by id or
+# through a link) in one statement instead of a read each (the hand-offs to a thread, not
+# SQLite, are what it costs). `{link}`: the columns naming the link it was found through, if
+# any. Column names do not clash.
 _USERS_WITH_CONNECTIONS = (
     "SELECT {link}u.id, u.timezone, u.rules, u.created_at, c.* FROM users u "
     "LEFT JOIN google_connections c ON c.user_id = u.id "
@@ -461,9 +462,10 @@ class SQLiteStore(Store):
         self._users_by_link = BatchedLookup(self._read_users_by_link, thread)
 
     def _connect_reader(self) -> sqlite3.Connection:
-        # Runs on the identity thread; WAL mode is the file's, set by the main connection.
+        # Runs on the identity thread, which alone ever uses this connection (SQLite's own
+        # same-thread check stays on). WAL mode is the file's, set by the main connection.
         try:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(self.path, isolation_level=None)
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
         try:
