@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import islice
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -149,14 +150,7 @@ class Schedule:
 
     def free(self, span: Interval, duration: timedelta, limit: int | None = None) -> list[Interval]:
         """Bookable slots inside `span`, earliest first, on the interval grid of each opening."""
-        found: list[Interval] = []
-        if limit is not None and limit <= 0:
-            return found
-        for slot in self._free(span, duration):
-            found.append(slot)
-            if limit is not None and len(found) >= limit:
-                break
-        return found
+        return list(islice(self._free(span, duration), limit))
 
     def _free(self, span: Interval, duration: timedelta) -> Iterator[Interval]:
         """`free` one slot at a time, so a caller that has enough stops the search."""

@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -616,21 +616,21 @@ class SQLiteStore(Store):
 
     # -- a tool call's user and connection, in one statement -------------------------------------
     async def user_with_connection(self, user_id: str) -> ConnectedUser | None:
-        if self._users_by_id is None:
-            raise StoreError("store is not open")
-        try:
-            row = await self._users_by_id.get(user_id)
-        except LookupsClosed:
-            raise StoreError("store is not open") from None
-        return None if row is None else _connected_user(row)
+        return await self._connected_user(self._users_by_id, user_id)
 
     async def linked_user_with_connection(
         self, platform: str, kind: LinkKind, linked_id: str
     ) -> ConnectedUser | None:
-        if self._users_by_link is None:
+        return await self._connected_user(self._users_by_link, (platform, kind, linked_id))
+
+    @staticmethod
+    async def _connected_user(
+        lookup: BatchedLookup[Any, sqlite3.Row] | None, key: Hashable
+    ) -> ConnectedUser | None:
+        if lookup is None:
             raise StoreError("store is not open")
         try:
-            row = await self._users_by_link.get((platform, kind, linked_id))
+            row = await lookup.get(key)
         except LookupsClosed:
             raise StoreError("store is not open") from None
         return None if row is None else _connected_user(row)
