@@ -48,8 +48,9 @@ class ControlClient:
 
     # ---- hooks every emulator shares --------------------------------------------------------
 
-    def set_latency(self, ms: int, kind: str | None = None) -> None:
-        self._call("POST", "/latency", {"ms": ms, "kind": kind})
+    def set_latency(self, ms: int, kind: str | None = None, *, jitter_ms: int = 0) -> None:
+        """Delay each request (of `kind`, or of every kind) by `ms` ± up to `jitter_ms`."""
+        self._call("POST", "/latency", {"ms": ms, "kind": kind, "jitter_ms": jitter_ms})
 
     def clear_faults(self) -> None:
         """Remove every fault and all added latency."""

@@ -161,7 +161,9 @@ def make_routes(state: EmulatorState) -> list[Route]:
         return {}
 
     async def latency(request: Request, body: dict[str, Any]) -> Any:
-        state.set_latency(int(body["ms"]), body.get("kind"))
+        state.set_latency(
+            int(body["ms"]), body.get("kind"), jitter_ms=int(body.get("jitter_ms") or 0)
+        )
         return {}
 
     async def requests(request: Request, body: dict[str, Any]) -> Any:

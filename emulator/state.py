@@ -170,7 +170,9 @@ class EmulatorState:
         # (email, client_id) pairs with a live grant: Google skips the refresh token on re-consent.
         self.consented: dict[tuple[str, str], set[str]] = {}
         self.faults: list[Fault] = []
-        self.latency_ms: dict[str | None, int] = {}
+        # Added delay per request kind (None: every kind): milliseconds, give or take up to
+        # the jitter, drawn uniformly for each request.
+        self.latency_ms: dict[str | None, tuple[int, int]] = {}
         self.requests: dict[str, int] = {}
         self.rotate_refresh_tokens = False
         # events.list pages: at most this many items per page (None = what maxResults asks),
@@ -254,9 +256,16 @@ class EmulatorState:
         with self._lock:
             self.faults.append(fault)
 
-    def set_latency(self, ms: int, kind: str | None = None) -> None:
+    def set_latency(self, ms: int, kind: str | None = None, *, jitter_ms: int = 0) -> None:
+        """Delay each request (of `kind`, or of every kind) by `ms` ± up to `jitter_ms`.
+
+        A fixed delay answers callers who asked together in the same instant, so their next
+        requests come back together too; a jitter spreads them the way a real service does.
+        """
+        if ms < 0 or not 0 <= jitter_ms <= ms:
+            raise ValueError("latency needs ms >= 0 and 0 <= jitter_ms <= ms")
         with self._lock:
-            self.latency_ms[kind] = ms
+            self.latency_ms[kind] = (ms, jitter_ms)
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -267,7 +276,7 @@ class EmulatorState:
         """Count the request and decide whether a fault or latency applies to it."""
         with self._lock:
             self.requests[kind] = self.requests.get(kind, 0) + 1
-            delay_ms = self.latency_ms.get(None, 0) + self.latency_ms.get(kind, 0)
+            delay_ms = self._added_latency_ms(None) + self._added_latency_ms(kind)
             chosen: Fault | None = None
             for fault in self.faults:
                 if fault.kind != kind:
@@ -285,6 +294,10 @@ class EmulatorState:
             if chosen is not None:
                 delay_ms += chosen.latency_ms
             return FaultDecision(delay_s=delay_ms / 1000.0, fault=chosen)
+
+    def _added_latency_ms(self, kind: str | None) -> float:
+        ms, jitter = self.latency_ms.get(kind, (0, 0))
+        return ms + self._rng.uniform(-jitter, jitter) if jitter else float(ms)
 
     # ---- clients and accounts -----------------------------------------------------------
 

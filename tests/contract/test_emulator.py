@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -698,6 +699,30 @@ def test_fault_injection_and_latency(base: str, control: EmulatorControl) -> Non
     assert control.requests() == {}
     with pytest.raises(EmulatorControlError):
         control.add_fault("freebusy", 500, probability=2.0)
+
+
+def test_latency_jitter_spreads_each_requests_delay_within_its_bounds(
+    base: str, control: EmulatorControl
+) -> None:
+    # The benchmark's stand-in: a fixed delay would answer callers who asked together in the
+    # same instant; with a jitter each request draws its own delay.
+    state = EmulatorState(rng=random.Random(7))  # noqa: S311 - latency dice, not crypto
+    state.set_latency(100, jitter_ms=50)
+    state.set_latency(10, kind="freebusy")
+    delays = [state.begin_request("freebusy").delay_s for _ in range(400)]
+    assert all(0.06 <= d <= 0.16 for d in delays)
+    assert min(delays) < 0.07 and max(delays) > 0.15  # drawn over the whole range
+    assert len(set(delays)) > 300
+    assert {state.begin_request("events.insert").delay_s for _ in range(50)} != {0.1}
+    state.clear_faults()
+    assert state.begin_request("freebusy").delay_s == 0
+
+    with pytest.raises(EmulatorControlError, match="jitter_ms <= ms"):
+        control.set_latency(20, jitter_ms=30)
+    with pytest.raises(EmulatorControlError, match="ms >= 0"):
+        control.set_latency(-1)
+    control.set_latency(20, jitter_ms=20)
+    control.clear_faults()
 
 
 def test_control_hooks_validate_input(base: str, control: EmulatorControl) -> None:
