@@ -13,6 +13,8 @@ time (freeBusy and event insert straight to the stand-in), both baselines, and t
 `checkAvailability` and `scheduleAppointment` for 200 users (multi-tenant) and for one user
 (single-tenant; at c=50 with the default per-user cap of 8 and again with the cap raised to 64,
 which needs a server restart, so those rows run last). Every booking asks for a new free slot.
+Then, at c=50, Google freeBusy, the aiohttp baseline and the server's availability again with
+Google at 100 ms ± 50 ms drawn per request (callers not kept in step by a fixed latency).
 
 Per series: throughput (and its ratio to the aiohttp baseline), latency percentiles and their
 overhead over Google's own time, Google requests per call (the stand-in's counters), refreshes
