@@ -782,6 +782,16 @@ async def main_async(args: argparse.Namespace) -> None:
                 for k, v in COUNTS[(latency, concurrency)].items()
             }
 
+        async def measure(
+            spec: Spec, latency: int, concurrency: int, n: int, *, jitter: int = 0
+        ) -> None:
+            """One row of the table: the series `--repeat` times in a row, merged."""
+            runs = [
+                await bench.run_series(spec, latency, concurrency, n, cap_seconds, jitter=jitter)
+                for _ in range(args.repeat)
+            ]
+            series.append(merge(runs))
+
         for latency in LATENCIES:
             with EmulatorControl(bench.emulator_url) as control:
                 control.clear_faults()
@@ -790,11 +800,7 @@ async def main_async(args: argparse.Namespace) -> None:
             for concurrency in CONCURRENCY:
                 for spec in specs_for(concurrency):
                     n = counts(latency, concurrency)[spec.kind]
-                    runs = [
-                        await bench.run_series(spec, latency, concurrency, n, cap_seconds)
-                        for _ in range(args.repeat)
-                    ]
-                    series.append(merge(runs))
+                    await measure(spec, latency, concurrency, n)
                     profiled = spec.tenancy == "multi" and spec.kind == "availability"
                     if args.profile and concurrency > 1 and profiled:
                         await profile_pass(bench, spec, latency, concurrency, n, cap_seconds)
@@ -802,11 +808,7 @@ async def main_async(args: argparse.Namespace) -> None:
             control.set_latency(100, jitter_ms=JITTER_MS)
         for spec in jittered_specs():
             n = counts(100, 50)[spec.kind]
-            runs = [
-                await bench.run_series(spec, 100, 50, n, cap_seconds, jitter=JITTER_MS)
-                for _ in range(args.repeat)
-            ]
-            series.append(merge(runs))
+            await measure(spec, 100, 50, n, jitter=JITTER_MS)
         end_metrics, refreshes = scrape(bench.server_url), "vapi_calendar_token_refreshes_total"
         meta["hot_path_refreshes"] = delta(start_metrics, end_metrics, refreshes, path="call")
         meta["background_refreshes"] = delta(
@@ -833,11 +835,7 @@ async def main_async(args: argparse.Namespace) -> None:
             await bench.warm_up(baselines=False)
             for spec in raised_cap_specs():
                 n = counts(latency, 50)[spec.kind]
-                runs = [
-                    await bench.run_series(spec, latency, 50, n, cap_seconds)
-                    for _ in range(args.repeat)
-                ]
-                series.append(merge(runs))
+                await measure(spec, latency, 50, n)
         meta.update(
             machine=machine(),
             python=platform.python_version(),
