@@ -616,15 +616,15 @@ class SQLiteStore(Store):
 
     # -- a tool call's user and connection, in one statement -------------------------------------
     async def user_with_connection(self, user_id: str) -> ConnectedUser | None:
-        return await self._connected_user(self._users_by_id, user_id)
+        return await self._looked_up(self._users_by_id, user_id)
 
     async def linked_user_with_connection(
         self, platform: str, kind: LinkKind, linked_id: str
     ) -> ConnectedUser | None:
-        return await self._connected_user(self._users_by_link, (platform, kind, linked_id))
+        return await self._looked_up(self._users_by_link, (platform, kind, linked_id))
 
     @staticmethod
-    async def _connected_user(
+    async def _looked_up(
         lookup: BatchedLookup[Any, sqlite3.Row] | None, key: Hashable
     ) -> ConnectedUser | None:
         if lookup is None:
