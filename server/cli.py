@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import signal
 import socket
 import sys
 import time
@@ -149,6 +150,10 @@ def serve(host: str, port: int, as_json: bool) -> None:
             shown_host = f"[{shown_host}]"
         settings = _settings(public_url=f"http://{shown_host}:{port}")
     configure_logging(settings.log_level, settings.log_format)
+    # uvicorn ends a server stopped by SIGTERM by raising the signal again once it has shut
+    # down, under the handler it found at start: this one, which writes the queued log lines
+    # first (an exit by signal runs no exit hooks), then lets the signal end the process.
+    signal.signal(signal.SIGTERM, _drain_logs_then_terminate)
     try:
         asyncio.run(preflight(settings))
     except ConfigError as exc:
@@ -167,6 +172,14 @@ def serve(host: str, port: int, as_json: bool) -> None:
         timeout_graceful_shutdown=int(settings.tool_budget_seconds) + 5,
     )
     AppServer(config).run(sockets=[sock])
+
+
+def _drain_logs_then_terminate(signum: int, _frame: object) -> None:
+    from vapi_calendar.server.logs import drain
+
+    drain()
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
 
 
 @main.command("generate-key")

@@ -472,4 +472,7 @@ async def announce_when_serving(services: Services, demo: DemoRun) -> None:
     if demo.as_json:
         print(announcement(public_url, services, demo, event_id), flush=True)
     else:
-        print(banner(public_url, services, demo, event_id), file=sys.stderr, flush=True)
+        # One write: log lines come from another thread (`server/logs.py`), and `print` would
+        # write the banner and its newline separately, letting a line land between them.
+        sys.stderr.write(banner(public_url, services, demo, event_id) + "\n")
+        sys.stderr.flush()

@@ -5,6 +5,12 @@ request, and the `extra` fields of the call (`call_id`, `tool`, `user_id`, `ms`,
 Bodies, tokens and secrets are never passed to a logger in the first place; this module only
 formats. `LOG_FORMAT=text` gives the plain format for reading by eye.
 
+A line is formatted where it is logged (so it carries that request's id) and written by a
+thread of its own, in batches: a slow or blocked stderr (a container's log driver, a full pipe
+nobody reads) would otherwise stall the event loop, and with it every call in flight. The
+lines waiting are bounded; when the output cannot keep up for that long, further lines are
+dropped and counted, and the next batch written ends with a line saying how many were lost.
+
 Some libraries log credentials or stored values at DEBUG: requests-oauthlib prints authorization
 codes and token responses, oauthlib request bodies, urllib3/httplib2 full URLs, aiosqlite every
 statement with its parameters (tokens, tool answers), PyMongo command documents, the MCP SDK
@@ -15,10 +21,16 @@ appointment to a log.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import TextIO
 
 VALUE_LEAKING_LOGGERS = (
     "aiosqlite",
@@ -67,14 +79,156 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, separators=(",", ":"), ensure_ascii=False)
 
 
-def configure_logging(level: str, fmt: str = "json") -> None:
-    handler = logging.StreamHandler()
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+# Lines waiting for the writer thread: some tens of seconds of a busy server's output (a line
+# per request), a few MiB at most.
+QUEUE_LINES = 10_000
+# The writer thread wakes up at most this often under load and writes what gathered in one go.
+# Woken for every line (as the standard library's QueueListener is), it contended with the
+# event loop for the interpreter lock: fewer calls per second and more loop lag (item 10 of
+# bench/README.md's *After optimisation*).
+BATCH_SECONDS = 0.05
+# When stopping, how long the writer may take to drain the queue before the process goes anyway.
+DRAIN_SECONDS = 5.0
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+class LineWriter:
+    """The thread that writes formatted lines to the output, a batch at a time. `put` never
+    waits for the output: past `capacity` waiting lines, a line is dropped and counted, and
+    the next batch ends with a line (from `notice`) saying how many were."""
+
+    def __init__(self, stream: TextIO, capacity: int, notice: Callable[[int], str]) -> None:
+        self.stream = stream
+        self._capacity = capacity
+        self._notice = notice
+        self._lines: list[str] = []
+        self._dropped = 0
+        self._lock = threading.Lock()
+        self._pending = threading.Event()  # set while lines wait
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, line: str) -> None:
+        with self._lock:
+            if len(self._lines) >= self._capacity:
+                self._dropped += 1
+            else:
+                self._lines.append(line)
+                self._pending.set()
+
+    def finish(self) -> bool:
+        """Write what waits, within `DRAIN_SECONDS`, and stop; False if the output did not
+        take it in time. A stalled output must not hold a stopping server: the thread is a
+        daemon, abandoned then."""
+        self._stopping.set()
+        self._pending.set()
+        self._thread.join(DRAIN_SECONDS)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while True:
+            self._pending.wait()
+            self._stopping.wait(BATCH_SECONDS)  # let a batch gather (not when stopping)
+            with self._lock:
+                lines, self._lines = self._lines, []
+                dropped, self._dropped = self._dropped, 0
+                if not self._stopping.is_set():
+                    self._pending.clear()
+            if dropped:
+                lines.append(self._notice(dropped))
+            if lines:
+                self._write(lines)
+            if self._stopping.is_set():
+                with self._lock:
+                    if not self._lines and not self._dropped:
+                        return
+
+    def _write(self, lines: list[str]) -> None:
+        try:
+            self.stream.write("\n".join(lines) + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):  # a closed or broken output: nowhere left to say so
+            pass
+
+
+class QueuedLines(logging.Handler):
+    """Formats a record on the thread that logs it (so a line carries that request's id) and
+    hands the line to the writer."""
+
+    def __init__(self, writer: LineWriter) -> None:
+        super().__init__()
+        self.writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:  # as logging's own handlers do: report it, never raise into a call
+            self.handleError(record)
+            return
+        self.writer.put(line)
+
+
+def _dropped_line(formatter: logging.Formatter) -> Callable[[int], str]:
+    def notice(dropped: int) -> str:
+        message = "%d log line(s) dropped: the log output was not keeping up"
+        record = logging.LogRecord(
+            __name__, logging.WARNING, __file__, 0, message, (dropped,), None
+        )
+        return formatter.format(record)
+
+    return notice
+
+
+_writer: LineWriter | None = None
+_configured: tuple[str, str, TextIO | None] | None = None
+
+
+def configure_logging(level: str, fmt: str = "json", stream: TextIO | None = None) -> None:
+    """Log at `level` in `fmt` ("json" or "text") to `stream`, stderr unless given."""
+    global _writer, _configured
+    drain()  # configured again (tests, a second serve in one process)
+    _configured = (level, fmt, stream)
+    formatter = JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
+    _writer = LineWriter(
+        sys.stderr if stream is None else stream, QUEUE_LINES, _dropped_line(formatter)
+    )
+    handler = QueuedLines(_writer)
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for name in VALUE_LEAKING_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+
+
+def _writer_in_child() -> None:
+    # A forked child (a pre-forking server's worker) inherits the queue but not the thread that
+    # empties it, and perhaps a lock some other thread held: it gets a writer of its own.
+    global _writer
+    if _configured is not None:
+        _writer = None
+        configure_logging(*_configured)
+
+
+os.register_at_fork(after_in_child=_writer_in_child)
+
+
+@atexit.register
+def drain() -> None:
+    """Write what is queued and stop the writer thread; lines logged after it are written
+    directly (unless the output is stalled: then they stay queued, unwritten). Runs at exit
+    (registered after `logging`'s own exit hook, so before it flushes and closes the stream),
+    and before a SIGTERM ends the server (`server/cli.py`)."""
+    global _writer
+    if _writer is None:
+        return
+    writer, _writer = _writer, None
+    if not writer.finish():
+        return
+    root = logging.getLogger()
+    for i, handler in enumerate(root.handlers):
+        if isinstance(handler, QueuedLines) and handler.writer is writer:
+            direct = logging.StreamHandler(writer.stream)
+            direct.setFormatter(handler.formatter)
+            root.handlers[i] = direct

@@ -182,6 +182,31 @@ def test_sigterm_lets_the_call_in_flight_finish(tmp_path: Path, emulator: Emulat
     assert messages.index("tool calls answered") < messages.index("Application shutdown complete.")
 
 
+def test_a_log_output_nobody_reads_does_not_stall_the_server(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """The server's output is a pipe (as under a container's log driver) that stops being read.
+    Once its buffer is full a line cannot be written; calls are still answered, and every line
+    is written once the pipe is read again."""
+    requests = 2000  # access lines of ~200 bytes: several times a 64 KiB pipe buffer
+    with server_process(tmp_path, emulator, generate_key()) as (app, process):
+        app.create_user("ana")
+        app.link("asst_ana_haircuts", "ana")
+        app.connect_google("ana", "ana@example.com")
+        for _ in range(requests):
+            assert app.http.get(f"{app.url}/healthz").status_code == 200
+        answer = app.call_tool(
+            "checkAvailability", {"startDateTime": bookable_slots(1, now=_real_now())[0]}
+        )
+        assert "available" in answer, answer
+        process.terminate()
+        output = process.stdout.read() if process.stdout else ""  # read again, at last
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert [line.get("path") for line in lines].count("/healthz") >= requests
+    assert "tool calls answered" in [line["msg"] for line in lines]
+    assert not [line for line in lines if "dropped" in line["msg"]]  # the queue held them all
+
+
 def test_kill_9_mid_booking_loses_nothing_and_the_lock_frees_itself(
     tmp_path: Path, emulator: Emulator
 ) -> None:

@@ -1,0 +1,169 @@
+"""Log lines are formatted where they are logged and written by a thread of their own
+(`server/logs.py`): a stalled stderr never holds the thread that logs, lines carry the request
+id of where they were logged, and what is queued is written before the process exits."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from vapi_calendar.server import logs
+
+# Generous bounds for "it did not hang": none of these waits is expected to take long.
+NOT_STUCK_SECONDS = 60
+
+
+class Output(io.TextIOBase):
+    """A stand-in for stderr that records each write and its thread, and can be stalled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+        self.threads: set[str] = set()
+        self.entered = threading.Event()
+        self.flowing = threading.Event()
+        self.flowing.set()
+
+    def write(self, text: str) -> int:
+        self.threads.add(threading.current_thread().name)
+        self.entered.set()
+        self.flowing.wait()
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    @property
+    def lines(self) -> list[str]:
+        return "".join(self.writes).splitlines()
+
+    def messages(self) -> list[str]:
+        return [json.loads(line)["msg"] for line in self.lines]
+
+
+@pytest.fixture
+def output(monkeypatch: pytest.MonkeyPatch) -> Iterator[Output]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    stand_in = Output()
+    try:
+        yield stand_in
+    finally:
+        stand_in.flowing.set()
+        logs.drain()
+        monkeypatch.setattr(logs, "_writer", None)
+        monkeypatch.setattr(logs, "_configured", None)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name in logs.VALUE_LEAKING_LOGGERS:
+            logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+def drained() -> None:
+    logs.drain()
+    assert logs._writer is None
+
+
+def finishes(work: Callable[[], None]) -> bool:
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(NOT_STUCK_SECONDS)
+    return not thread.is_alive()
+
+
+def test_lines_are_written_by_another_thread_with_the_request_id_of_where_they_were_logged(
+    output: Output,
+) -> None:
+    logs.configure_logging("info", stream=output)
+    log = logging.getLogger("vapi_calendar.test")
+    token = logs.request_id.set("req-1")
+    try:
+        log.info("answered %s", "checkAvailability", extra={"tool": "checkAvailability"})
+        try:
+            raise ValueError("the calendar said no")
+        except ValueError:
+            log.exception("failed")
+    finally:
+        logs.request_id.reset(token)
+    log.info("outside any request")
+    drained()
+
+    answered, failed, outside = (json.loads(line) for line in output.lines)
+    assert answered["msg"] == "answered checkAvailability"
+    assert answered["request_id"] == failed["request_id"] == "req-1"
+    assert answered["tool"] == "checkAvailability" and answered["level"] == "info"
+    assert "ValueError: the calendar said no" in failed["exc"]
+    assert "request_id" not in outside
+    assert threading.current_thread().name not in output.threads
+
+
+def test_the_text_format_goes_through_the_same_writer(output: Output) -> None:
+    logs.configure_logging("info", "text", output)
+    logging.getLogger("vapi_calendar.test").warning("plain %d", 7)
+    drained()
+    (line,) = output.lines
+    assert line.rstrip("\n").endswith("WARNING vapi_calendar.test plain 7")
+
+
+def test_a_stalled_output_never_holds_the_logging_thread_and_dropped_lines_are_counted(
+    output: Output, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logs, "QUEUE_LINES", 5)
+    logs.configure_logging("info", stream=output)
+    log = logging.getLogger("vapi_calendar.test")
+    output.flowing.clear()
+    log.info("first")
+    assert output.entered.wait(NOT_STUCK_SECONDS)  # the writer holds "first", stalled
+
+    assert finishes(lambda: [log.info("line %d", i) for i in range(1, 20)])
+    output.flowing.set()
+    drained()
+    log.info("after")  # once drained, lines are written directly
+
+    assert output.messages() == [
+        "first",
+        *(f"line {i}" for i in range(1, 6)),  # what the queue held
+        "14 log line(s) dropped: the log output was not keeping up",
+        "after",
+    ]
+    # What gathered while the output was stalled went out in one write, the count with it.
+    assert len(output.writes) == 3
+
+
+def test_draining_a_stalled_output_gives_up_after_its_bound(
+    output: Output, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logs, "DRAIN_SECONDS", 0.01)
+    logs.configure_logging("info", stream=output)
+    log = logging.getLogger("vapi_calendar.test")
+    output.flowing.clear()
+    log.info("stuck")
+    assert output.entered.wait(NOT_STUCK_SECONDS)
+    assert finishes(logs.drain)
+    # Lines logged after it still never wait for the stalled output: they stay queued.
+    assert finishes(lambda: log.info("after the drain"))
+    assert output.lines == []
+
+
+def test_what_is_queued_is_written_before_the_process_exits() -> None:
+    script = (
+        "import logging\n"
+        "from vapi_calendar.server.logs import configure_logging\n"
+        "configure_logging('info')\n"
+        "for i in range(3000):\n"
+        "    logging.getLogger('vapi_calendar.test').info('line %d', i)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=NOT_STUCK_SECONDS
+    )
+    assert done.returncode == 0, done.stderr
+    messages = [json.loads(line)["msg"] for line in done.stderr.splitlines()]
+    assert messages == [f"line {i}" for i in range(3000)]
