@@ -36,6 +36,7 @@ from vapi_calendar.server.retell.functions import FUNCTIONS_PATH, retell_functio
 from vapi_calendar.server.services import Services, open_services, warn_about_open_doors
 from vapi_calendar.server.vapi.oauth2 import TOKEN_PATH, token_endpoint
 from vapi_calendar.server.vapi.webhook import vapi_webhook
+from vapi_calendar.tools.timeparse import load_time_zones
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         services = await open_services(settings, clock=clock)
         app.state.services = services
+        # Before serving, and off the loop: otherwise the first call that names a zone reads it.
+        await asyncio.to_thread(load_time_zones)
         warn_about_open_doors(settings, services.webhook_auth)
         tasks = [
             asyncio.create_task(monitor_loop_lag(services.metrics)),

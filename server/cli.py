@@ -150,10 +150,6 @@ def serve(host: str, port: int, as_json: bool) -> None:
             shown_host = f"[{shown_host}]"
         settings = _settings(public_url=f"http://{shown_host}:{port}")
     configure_logging(settings.log_level, settings.log_format)
-    # uvicorn ends a server stopped by SIGTERM by raising the signal again once it has shut
-    # down, under the handler it found at start: this one, which writes the queued log lines
-    # first (an exit by signal runs no exit hooks), then lets the signal end the process.
-    signal.signal(signal.SIGTERM, _drain_logs_then_terminate)
     try:
         asyncio.run(preflight(settings))
     except ConfigError as exc:
@@ -171,6 +167,11 @@ def serve(host: str, port: int, as_json: bool) -> None:
         # On SIGTERM: stop accepting, let in-flight tool calls finish within their budget.
         timeout_graceful_shutdown=int(settings.tool_budget_seconds) + 5,
     )
+    # uvicorn ends a server stopped by SIGTERM by raising the signal again once it has shut
+    # down, under the handler it found at start: this one, which writes the queued log lines
+    # first (an exit by signal runs no exit hooks), then lets the signal end the process.
+    # Installed last, so that it runs only then, never while this thread is logging.
+    signal.signal(signal.SIGTERM, _drain_logs_then_terminate)
     AppServer(config).run(sockets=[sock])
 
 

@@ -10,6 +10,7 @@ thread of its own, in batches: a slow or blocked stderr (a container's log drive
 nobody reads) would otherwise stall the event loop, and with it every call in flight. The
 lines waiting are bounded; when the output cannot keep up for that long, further lines are
 dropped and counted, and the next batch written ends with a line saying how many were lost.
+At exit and before a SIGTERM ends the server, what waits is written (`drain`).
 
 Some libraries log credentials or stored values at DEBUG: requests-oauthlib prints authorization
 codes and token responses, oauthlib request bodies, urllib3/httplib2 full URLs, aiosqlite every
@@ -79,9 +80,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, separators=(",", ":"), ensure_ascii=False)
 
 
-# Lines waiting for the writer thread: some tens of seconds of a busy server's output (a line
-# per request), a few MiB at most.
-QUEUE_LINES = 10_000
+# Characters of lines waiting for the writer thread: some 7,000 access lines, tens of seconds of
+# a busy server's output. About 2 MB of memory as ASCII; the batch being written holds at most
+# as much again.
+QUEUE_CHARS = 2_000_000
 # The writer thread wakes up at most this often under load and writes what gathered in one go.
 # Woken for every line (as the standard library's QueueListener is), it contended with the
 # event loop for the interpreter lock: fewer calls per second and more loop lag (item 10 of
@@ -94,15 +96,19 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 class LineWriter:
     """The thread that writes formatted lines to the output, a batch at a time. `put` never
-    waits for the output: past `capacity` waiting lines, a line is dropped and counted, and
-    the next batch ends with a line (from `notice`) saying how many were."""
+    waits for the output: past `capacity` characters waiting, a line is dropped and counted
+    (as is a batch the output refused), and the next batch ends with a line (from `notice`)
+    saying how many were. After `finish`, lines are written directly, as logging's own
+    handlers do."""
 
     def __init__(self, stream: TextIO, capacity: int, notice: Callable[[int], str]) -> None:
         self.stream = stream
         self._capacity = capacity
         self._notice = notice
         self._lines: list[str] = []
+        self._waiting = 0  # characters in _lines
         self._dropped = 0
+        self._direct = False
         self._lock = threading.Lock()
         self._pending = threading.Event()  # set while lines wait
         self._stopping = threading.Event()
@@ -111,45 +117,59 @@ class LineWriter:
 
     def put(self, line: str) -> None:
         with self._lock:
-            if len(self._lines) >= self._capacity:
+            if self._direct:
+                self._write([line], 0)
+            elif self._waiting + len(line) > self._capacity:
                 self._dropped += 1
             else:
                 self._lines.append(line)
+                self._waiting += len(line)
                 self._pending.set()
 
     def finish(self) -> bool:
-        """Write what waits, within `DRAIN_SECONDS`, and stop; False if the output did not
-        take it in time. A stalled output must not hold a stopping server: the thread is a
-        daemon, abandoned then."""
+        """Write what waits, within `DRAIN_SECONDS`, then write directly from here on; False
+        if the output did not take it in time. A stalled output must not hold a stopping
+        server: the thread is a daemon, abandoned then (lines keep queueing for it)."""
         self._stopping.set()
         self._pending.set()
         self._thread.join(DRAIN_SECONDS)
-        return not self._thread.is_alive()
+        if self._thread.is_alive():
+            return False
+        with self._lock:
+            self._direct = True
+            lines, dropped = self._take()
+            if lines or dropped:  # put after the thread's last look
+                self._write(lines, dropped)
+        return True
+
+    def _take(self) -> tuple[list[str], int]:
+        lines, dropped = self._lines, self._dropped
+        self._lines, self._waiting, self._dropped = [], 0, 0
+        return lines, dropped
 
     def _run(self) -> None:
         while True:
             self._pending.wait()
             self._stopping.wait(BATCH_SECONDS)  # let a batch gather (not when stopping)
             with self._lock:
-                lines, self._lines = self._lines, []
-                dropped, self._dropped = self._dropped, 0
+                lines, dropped = self._take()
                 if not self._stopping.is_set():
                     self._pending.clear()
-            if dropped:
-                lines.append(self._notice(dropped))
-            if lines:
-                self._write(lines)
-            if self._stopping.is_set():
-                with self._lock:
-                    if not self._lines and not self._dropped:
-                        return
+            written = self._write(lines, dropped) if lines or dropped else True
+            with self._lock:
+                if not written:
+                    self._dropped += len(lines) + dropped
+                if self._stopping.is_set() and (not written or not self._lines):
+                    return
 
-    def _write(self, lines: list[str]) -> None:
+    def _write(self, lines: list[str], dropped: int) -> bool:
+        text = "\n".join([*lines, self._notice(dropped)] if dropped else lines) + "\n"
         try:
-            self.stream.write("\n".join(lines) + "\n")
+            self.stream.write(text)
             self.stream.flush()
-        except (OSError, ValueError):  # a closed or broken output: nowhere left to say so
-            pass
+        except Exception:  # a closed or broken output: the thread must live on; count them
+            return False
+        return True
 
 
 class QueuedLines(logging.Handler):
@@ -191,7 +211,7 @@ def configure_logging(level: str, fmt: str = "json", stream: TextIO | None = Non
     _configured = (level, fmt, stream)
     formatter = JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
     _writer = LineWriter(
-        sys.stderr if stream is None else stream, QUEUE_LINES, _dropped_line(formatter)
+        sys.stderr if stream is None else stream, QUEUE_CHARS, _dropped_line(formatter)
     )
     handler = QueuedLines(_writer)
     handler.setFormatter(formatter)
@@ -217,18 +237,10 @@ os.register_at_fork(after_in_child=_writer_in_child)
 @atexit.register
 def drain() -> None:
     """Write what is queued and stop the writer thread; lines logged after it are written
-    directly (unless the output is stalled: then they stay queued, unwritten). Runs at exit
-    (registered after `logging`'s own exit hook, so before it flushes and closes the stream),
-    and before a SIGTERM ends the server (`server/cli.py`)."""
+    directly (unless the output is stalled: then they keep queueing for the abandoned thread).
+    Runs at exit (registered after `logging`'s own exit hook, so before it flushes and closes
+    the stream), and before a SIGTERM ends the server (`server/cli.py`)."""
     global _writer
-    if _writer is None:
-        return
-    writer, _writer = _writer, None
-    if not writer.finish():
-        return
-    root = logging.getLogger()
-    for i, handler in enumerate(root.handlers):
-        if isinstance(handler, QueuedLines) and handler.writer is writer:
-            direct = logging.StreamHandler(writer.stream)
-            direct.setFormatter(handler.formatter)
-            root.handlers[i] = direct
+    if _writer is not None:
+        writer, _writer = _writer, None
+        writer.finish()

@@ -41,6 +41,7 @@ class ConnectionNotifier:
         self._url = url
         self._secret = secret or ""
         self._client: httpx.AsyncClient | None = None
+        self._opening = asyncio.Lock()
         self._pending: set[asyncio.Task[None]] = set()
 
     def publish(
@@ -67,8 +68,7 @@ class ConnectionNotifier:
 
     async def _deliver(self, body: bytes, event: str) -> None:
         assert self._url is not None
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=5)
+        client = await self._opened_client()
         for attempt in range(_ATTEMPTS):
             timestamp = str(int(time.time()))
             headers = {
@@ -77,7 +77,7 @@ class ConnectionNotifier:
                 SIGNATURE_HEADER: sign(self._secret, timestamp, body),
             }
             try:
-                response = await self._client.post(self._url, content=body, headers=headers)
+                response = await client.post(self._url, content=body, headers=headers)
                 if response.status_code < 500:
                     if response.is_error:
                         log.warning(
@@ -88,6 +88,13 @@ class ConnectionNotifier:
                 pass
             await asyncio.sleep(0.5 * 4**attempt)
         log.warning("connection webhook undeliverable", extra={"event": event})
+
+    async def _opened_client(self) -> httpx.AsyncClient:
+        async with self._opening:
+            if self._client is None:
+                # Building a client loads the CA bundle (tens of ms): not on the event loop.
+                self._client = await asyncio.to_thread(httpx.AsyncClient, timeout=5)
+        return self._client
 
     async def aclose(self) -> None:
         """Give deliveries under way a few seconds to finish at shutdown."""

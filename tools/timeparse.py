@@ -65,6 +65,13 @@ def _zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+def load_time_zones() -> None:
+    """Read tzdata's list of zones now, rather than in the first call that names a zone: it
+    walks the tzdata tree and reads every file's header (tens of milliseconds)."""
+    _zones()
+    _zones_by_lowercase()
+
+
 def parse_timezone(name: str | None, default: ZoneInfo) -> ZoneInfo:
     """An IANA zone such as "Europe/Berlin"; missing or blank means `default`.
 

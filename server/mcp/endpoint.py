@@ -31,6 +31,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from functools import cache
 from typing import Any
 
 from mcp import types
@@ -70,8 +71,12 @@ INSTRUCTIONS = (
 )
 
 
+@cache
 def tool_list() -> list[types.Tool]:
-    """The tools as MCP lists them: the same names, descriptions and JSON schemas as Vapi's."""
+    """The tools as MCP lists them: the same names, descriptions and JSON schemas as Vapi's.
+
+    Built once: pydantic's schema generation takes ~5 ms of the event loop, and a client lists
+    the tools at the start of every session. The list is shared, not to be changed."""
     return [
         types.Tool(name=t.name, description=t.description, input_schema=parameters(t.arguments))
         for t in TOOLS

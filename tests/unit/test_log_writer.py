@@ -30,11 +30,15 @@ class Output(io.TextIOBase):
         self.entered = threading.Event()
         self.flowing = threading.Event()
         self.flowing.set()
+        self.refuse_next = False
 
     def write(self, text: str) -> int:
         self.threads.add(threading.current_thread().name)
         self.entered.set()
         self.flowing.wait()
+        if self.refuse_next:
+            self.refuse_next = False
+            raise BlockingIOError(11, "Resource temporarily unavailable")
         self.writes.append(text)
         return len(text)
 
@@ -116,26 +120,42 @@ def test_the_text_format_goes_through_the_same_writer(output: Output) -> None:
 def test_a_stalled_output_never_holds_the_logging_thread_and_dropped_lines_are_counted(
     output: Output, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(logs, "QUEUE_LINES", 5)
-    logs.configure_logging("info", stream=output)
     log = logging.getLogger("vapi_calendar.test")
+    # Room for five lines: the messages are all as long, and so are the lines.
+    record = logging.LogRecord(log.name, logging.INFO, __file__, 0, "line %02d", (1,), None)
+    monkeypatch.setattr(logs, "QUEUE_CHARS", 5 * len(logs.JsonFormatter().format(record)))
+    logs.configure_logging("info", stream=output)
     output.flowing.clear()
     log.info("first")
     assert output.entered.wait(NOT_STUCK_SECONDS)  # the writer holds "first", stalled
 
-    assert finishes(lambda: [log.info("line %d", i) for i in range(1, 20)])
+    assert finishes(lambda: [log.info("line %02d", i) for i in range(1, 20)])
     output.flowing.set()
     drained()
     log.info("after")  # once drained, lines are written directly
 
     assert output.messages() == [
         "first",
-        *(f"line {i}" for i in range(1, 6)),  # what the queue held
+        *(f"line {i:02d}" for i in range(1, 6)),  # what the queue held
         "14 log line(s) dropped: the log output was not keeping up",
         "after",
     ]
     # What gathered while the output was stalled went out in one write, the count with it.
     assert len(output.writes) == 3
+
+
+def test_lines_the_output_refused_are_counted_as_dropped(output: Output) -> None:
+    logs.configure_logging("info", stream=output)
+    log = logging.getLogger("vapi_calendar.test")
+    output.refuse_next = True
+    log.info("refused")
+    assert output.entered.wait(NOT_STUCK_SECONDS)
+    log.info("next")
+    drained()
+    assert output.messages() == [
+        "next",
+        "1 log line(s) dropped: the log output was not keeping up",
+    ]
 
 
 def test_draining_a_stalled_output_gives_up_after_its_bound(
