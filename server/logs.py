@@ -223,8 +223,8 @@ def configure_logging(level: str, fmt: str = "json", stream: TextIO | None = Non
 
 
 def _writer_in_child() -> None:
-    # A forked child (a pre-forking server's worker) inherits the queue but not the thread that
-    # empties it, and perhaps a lock some other thread held: it gets a writer of its own.
+    # A forked child (a pre-forking server's worker) inherits the waiting lines but not the thread
+    # that writes them, and perhaps a lock some other thread held: it gets a writer of its own.
     global _writer
     if _configured is not None:
         _writer = None

@@ -7,9 +7,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import select
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -187,3 +191,26 @@ def test_what_is_queued_is_written_before_the_process_exits() -> None:
     assert done.returncode == 0, done.stderr
     messages = [json.loads(line)["msg"] for line in done.stderr.splitlines()]
     assert messages == [f"line {i}" for i in range(3000)]
+
+
+def test_a_forked_child_gets_a_writer_of_its_own(output: Output) -> None:
+    read, write = os.pipe()
+    with os.fdopen(write, "w") as stream:
+        logs.configure_logging("info", stream=stream)
+        pid = os.fork()
+        if pid == 0:  # the child: its line must be written by its own writer, not an exit hook
+            try:
+                logging.getLogger("vapi_calendar.test").info("from the child")
+                time.sleep(NOT_STUCK_SECONDS)
+            finally:
+                os._exit(0)
+        try:
+            ready, _, _ = select.select([read], [], [], NOT_STUCK_SECONDS)
+            assert ready, "the child's line was never written"
+            first = os.read(read, 65536).decode().splitlines()[0]
+            assert json.loads(first)["msg"] == "from the child"
+        finally:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(read)
+            logs.drain()
