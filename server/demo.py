@@ -25,7 +25,6 @@ import json
 import logging
 import secrets
 import shlex
-import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -47,6 +46,7 @@ from vapi_calendar.server.config import (
     DEMO_MICROSOFT_CLIENT_SECRET,
 )
 from vapi_calendar.server.http import until_serving
+from vapi_calendar.server.logs import write_text
 from vapi_calendar.server.services import ADMIN_TOKEN_FILE, Services, embedded_data_dir
 from vapi_calendar.server.vapi.protocol import parse_server_message
 from vapi_calendar.tools.rules import TIMEZONE_SOURCE
@@ -472,7 +472,5 @@ async def announce_when_serving(services: Services, demo: DemoRun) -> None:
     if demo.as_json:
         print(announcement(public_url, services, demo, event_id), flush=True)
     else:
-        # One write: log lines come from another thread (`server/logs.py`), and `print` would
-        # write the banner and its newline separately, letting a line land between them.
-        sys.stderr.write(banner(public_url, services, demo, event_id) + "\n")
-        sys.stderr.flush()
+        # Through the log writer: after the lines logged before it, never between them.
+        write_text(banner(public_url, services, demo, event_id))

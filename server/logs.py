@@ -222,6 +222,16 @@ def configure_logging(level: str, fmt: str = "json", stream: TextIO | None = Non
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
+def write_text(text: str) -> None:
+    """Write `text` (plain, not a log record) to the log output, in order with the log lines and
+    off the event loop; straight to stderr where `configure_logging` has not run."""
+    if _writer is not None:
+        _writer.put(text)
+    else:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
 def _writer_in_child() -> None:
     # A forked child (a pre-forking server's worker) inherits the waiting lines but not the thread
     # that writes them, and perhaps a lock some other thread held: it gets a writer of its own.

@@ -113,6 +113,19 @@ def test_lines_are_written_by_another_thread_with_the_request_id_of_where_they_w
     assert threading.current_thread().name not in output.threads
 
 
+def test_plain_text_is_written_in_order_with_the_log_lines(output: Output) -> None:
+    logs.configure_logging("info", stream=output)
+    log = logging.getLogger("vapi_calendar.test")
+    log.info("before")
+    logs.write_text("A BANNER\nof two lines")
+    log.info("after")
+    drained()
+    before, *text, after = output.lines
+    assert text == ["A BANNER", "of two lines"]
+    assert json.loads(before)["msg"] == "before" and json.loads(after)["msg"] == "after"
+    assert threading.current_thread().name not in output.threads
+
+
 def test_the_text_format_goes_through_the_same_writer(output: Output) -> None:
     logs.configure_logging("info", "text", output)
     logging.getLogger("vapi_calendar.test").warning("plain %d", 7)
