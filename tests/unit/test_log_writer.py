@@ -58,7 +58,7 @@ class Output(io.TextIOBase):
 
 
 @pytest.fixture
-def output(monkeypatch: pytest.MonkeyPatch) -> Iterator[Output]:
+def output() -> Iterator[Output]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     stand_in = Output()
@@ -67,8 +67,9 @@ def output(monkeypatch: pytest.MonkeyPatch) -> Iterator[Output]:
     finally:
         stand_in.flowing.set()
         logs.drain()
-        monkeypatch.setattr(logs, "_writer", None)
-        monkeypatch.setattr(logs, "_configured", None)
+        # Set directly, not through monkeypatch (whose undo would bring the test's setting
+        # back): a later fork in this process must not reconfigure logging to a stand-in.
+        logs._configured = None
         root.handlers[:] = handlers
         root.setLevel(level)
         for name in logs.VALUE_LEAKING_LOGGERS:
